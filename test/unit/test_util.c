@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/paths.h"
+#include "util/proc.h"
+#include "util/sparse.h"
+#include "util/time.h"
+#include "util/util.h"
+#include "util/validate.h"
+
+static char *
+make_tmpdir (void)
+{
+  char tmpl[] = "/tmp/ate-test-util-XXXXXX";
+  char *d = mkdtemp (tmpl);
+  assert_non_null (d);
+  return xstrdup (d);
+}
+
+static void
+test_error_wrap_chain (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  int r = ate_error_make (&err, ENOENT, "open `%s`", "/x");
+  assert_true (r < 0);
+  ate_error_wrap (&err, "while building rootfs for %s", "a1");
+  assert_string_equal (err->msg,
+                       "while building rootfs for a1: open `/x`: No such file or directory");
+  assert_int_equal (err->status, ENOENT);
+  assert_int_equal (ate_error_code (err), ATE_CODE_INTERNAL);
+  ate_error_set_code (err, ATE_CODE_UNIMPLEMENTED);
+  assert_int_equal (ate_error_code (err), ATE_CODE_UNIMPLEMENTED);
+  ate_error_release (&err);
+  assert_null (err);
+
+  ate_error_make (&err, ETIMEDOUT, "wait");
+  assert_int_equal (ate_error_code (err), ATE_CODE_DEADLINE_EXCEEDED);
+  /* A second error while one is pending is appended, not lost. */
+  ate_error_make_code (&err, ATE_CODE_INVALID_ARGUMENT, 0, "second");
+  assert_non_null (strstr (err->msg, "; second"));
+  ate_error_free (err);
+
+  assert_string_equal (ate_code_name (ATE_CODE_FAILED_PRECONDITION), "FAILED_PRECONDITION");
+  assert_string_equal (ate_code_name (99), "UNKNOWN");
+}
+
+static void
+test_validate_names (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+
+  assert_true (ate_is_dns1123_label ("a1"));
+  assert_true (ate_is_dns1123_label ("counter-microvm"));
+  assert_false (ate_is_dns1123_label (""));
+  assert_false (ate_is_dns1123_label ("-a"));
+  assert_false (ate_is_dns1123_label ("a-"));
+  assert_false (ate_is_dns1123_label ("A"));
+  assert_false (ate_is_dns1123_label ("a_b"));
+  assert_false (ate_is_dns1123_label ("a/b"));
+  assert_false (ate_is_dns1123_label (".."));
+  char long64[65];
+  memset (long64, 'x', 64);
+  long64[64] = '\0';
+  assert_false (ate_is_dns1123_label (long64));
+  long64[63] = '\0';
+  assert_true (ate_is_dns1123_label (long64));
+
+  assert_true (ate_is_dns1123_subdomain ("a.b-c.d"));
+  assert_false (ate_is_dns1123_subdomain ("a..b"));
+  assert_false (ate_is_dns1123_subdomain ("a."));
+  assert_false (ate_is_dns1123_subdomain (".a"));
+
+  assert_true (ate_validate_label ("actor_id", "../etc", &err) < 0);
+  assert_int_equal (ate_error_code (err), ATE_CODE_INVALID_ARGUMENT);
+  assert_non_null (strstr (err->msg, "actor_id"));
+  ate_error_release (&err);
+  assert_true (ate_validate_label ("actor_id", "", &err) < 0);
+  assert_string_equal (err->msg, "actor_id is required");
+  ate_error_release (&err);
+
+  assert_int_equal (ate_validate_abs_path ("p", "/a/b", &err), 0);
+  assert_true (ate_validate_abs_path ("p", "a/b", &err) < 0);
+  ate_error_release (&err);
+  assert_true (ate_validate_abs_path ("p", "/a/../b", &err) < 0);
+  ate_error_release (&err);
+  assert_true (ate_validate_abs_path ("p", "/a/..", &err) < 0);
+  ate_error_release (&err);
+  assert_int_equal (ate_validate_abs_path ("p", "/a/..b", &err), 0);
+}
+
+static void
+test_paths (void **state)
+{
+  (void) state;
+  struct ate_paths p = { .pod_uid = "uid-1" };
+  ate_paths_init_defaults (&p);
+  cleanup_free char *sock = ate_path_ateom_socket (&p);
+  cleanup_free char *actor = ate_path_actor (&p, "default", "counter-microvm", "a1");
+  cleanup_free char *bundle = ate_path_bundle (&p, "default", "counter-microvm", "a1", "counter");
+  cleanup_free char *vm = ate_path_vm_file (&p, "a1", "clh.sock");
+  cleanup_free char *netns = ate_path_netns (&p);
+  cleanup_free char *cp = ate_path_actor_sub (&p, "ns", "t", "i", "checkpoint-state");
+
+  assert_string_equal (sock, "/var/lib/ateom-gvisor/ateoms/uid-1/ateom.sock");
+  assert_string_equal (actor, "/var/lib/ateom-gvisor/actors/default:counter-microvm:a1");
+  assert_string_equal (bundle,
+                       "/var/lib/ateom-gvisor/actors/default:counter-microvm:a1/bundles/counter");
+  assert_string_equal (vm, "/run/vc/vm/a1/clh.sock");
+  assert_string_equal (netns, "/run/netns/ateom:uid-1");
+  assert_string_equal (cp, "/var/lib/ateom-gvisor/actors/ns:t:i/checkpoint-state");
+
+  cleanup_free char *j1 = ate_path_join ("/a/", "/b");
+  cleanup_free char *j2 = ate_path_join ("/", "b");
+  assert_string_equal (j1, "/a/b");
+  assert_string_equal (j2, "/b");
+}
+
+static void
+test_time_format (void **state)
+{
+  (void) state;
+  char buf[ATE_TIME_BUF];
+  setenv ("TZ", "UTC", 1);
+  tzset ();
+  ate_time_rfc3339nano (1700000000LL * ATE_NSEC_PER_SEC + 120000000, buf);
+  assert_string_equal (buf, "2023-11-14T22:13:20.12Z");
+  ate_time_rfc3339nano (1700000000LL * ATE_NSEC_PER_SEC, buf);
+  assert_string_equal (buf, "2023-11-14T22:13:20Z");
+  ate_time_rfc3339millis (1700000000LL * ATE_NSEC_PER_SEC + 5000000, buf);
+  assert_string_equal (buf, "2023-11-14T22:13:20.005Z");
+
+  assert_int_equal (ate_deadline_poll_ms (ATE_DEADLINE_NONE), -1);
+  assert_int_equal (ate_deadline_poll_ms (ate_now_ns () - 1), 0);
+  assert_true (ate_deadline_expired (ate_now_ns () - 1));
+  assert_false (ate_deadline_expired (ATE_DEADLINE_NONE));
+}
+
+static void
+test_fs_roundtrip (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  cleanup_free char *dir = make_tmpdir ();
+  cleanup_free char *deep = xasprintf ("%s/a/b/c", dir);
+  cleanup_free char *file = xasprintf ("%s/a/b/c/f", dir);
+  cleanup_free char *link = xasprintf ("%s/a/link", dir);
+  cleanup_free char *content = NULL;
+  size_t len = 0;
+
+  assert_int_equal (ate_mkdir_p (deep, 0700, &err), 0);
+  assert_int_equal (ate_mkdir_p (deep, 0700, &err), 0);
+  assert_int_equal (ate_write_file_atomic (file, "hello", 5, 0600, &err), 0);
+  assert_int_equal (ate_read_file (file, 100, &content, &len, &err), 0);
+  assert_int_equal (len, 5);
+  assert_string_equal (content, "hello");
+  free (steal_pointer (&content));
+  assert_true (ate_read_file (file, 3, &content, &len, &err) < 0);
+  assert_int_equal (err->status, EFBIG);
+  ate_error_release (&err);
+
+  /* rm -rf must not follow a symlink out of the tree. */
+  cleanup_free char *outside = make_tmpdir ();
+  cleanup_free char *keep = xasprintf ("%s/keep", outside);
+  assert_int_equal (ate_write_file (keep, "k", 1, 0600, &err), 0);
+  assert_int_equal (symlink (outside, link), 0);
+  cleanup_free char *top = xasprintf ("%s/a", dir);
+  assert_int_equal (ate_rm_rf (top, &err), 0);
+  assert_false (ate_path_exists (top));
+  assert_true (ate_path_exists (keep));
+  assert_int_equal (ate_rm_rf (top, &err), 0); /* missing is fine */
+  assert_int_equal (ate_rm_rf (outside, &err), 0);
+  assert_int_equal (ate_rm_rf (dir, &err), 0);
+}
+
+static void
+test_sparse_copy (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  cleanup_free char *dir = make_tmpdir ();
+  cleanup_free char *src = xasprintf ("%s/src", dir);
+  cleanup_free char *dst = xasprintf ("%s/dst", dir);
+  cleanup_close int s = open (src, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  cleanup_close int d = open (dst, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const off_t size = 64 << 20;
+  char buf[4096];
+  struct stat st;
+
+  assert_true (s >= 0 && d >= 0);
+  assert_int_equal (ftruncate (s, size), 0);
+  memset (buf, 'A', sizeof (buf));
+  assert_int_equal (pwrite (s, buf, sizeof (buf), 1 << 20), (ssize_t) sizeof (buf));
+  memset (buf, 'B', sizeof (buf));
+  assert_int_equal (pwrite (s, buf, 100, size - 100), 100);
+  assert_int_equal (ate_sparse_copy_fd (s, d, &err), 0);
+  assert_int_equal (fstat (d, &st), 0);
+  assert_int_equal (st.st_size, size);
+  /* The copy stays sparse: far fewer blocks than the logical size. */
+  assert_true (st.st_blocks * 512 < (1 << 22));
+  char got[100];
+  assert_int_equal (pread (d, got, 100, size - 100), 100);
+  assert_memory_equal (got, buf, 100);
+  assert_int_equal (pread (d, got, 10, (1 << 20)), 10);
+  assert_memory_equal (got, "AAAAAAAAAA", 10);
+  assert_int_equal (pread (d, got, 10, 0), 10);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal (got[i], 0);
+  ate_rm_rf (dir, &err);
+}
+
+static void
+test_proc_run (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  cleanup_free char *out = NULL;
+  char *ok[] = { "sh", "-c", "echo out; echo err >&2", NULL };
+  char *fail[] = { "sh", "-c", "echo boom >&2; exit 3", NULL };
+  char *missing[] = { "/nonexistent/definitely-not-here", NULL };
+  char *slow[] = { "sleep", "5", NULL };
+
+  assert_int_equal (ate_proc_run (ok, NULL, ATE_DEADLINE_NONE, &out, &err), 0);
+  assert_string_equal (out, "out\nerr");
+
+  assert_true (ate_proc_run (fail, NULL, ATE_DEADLINE_NONE, NULL, &err) < 0);
+  assert_non_null (strstr (err->msg, "exit status 3"));
+  assert_non_null (strstr (err->msg, "boom"));
+  ate_error_release (&err);
+
+  assert_true (ate_proc_run (missing, NULL, ATE_DEADLINE_NONE, NULL, &err) < 0);
+  assert_int_equal (err->status, ENOENT);
+  assert_non_null (strstr (err->msg, "exec"));
+  ate_error_release (&err);
+
+  int64_t t0 = ate_now_ns ();
+  assert_true (ate_proc_run (slow, NULL, ate_deadline_in_ms (200), NULL, &err) < 0);
+  assert_int_equal (err->status, ETIMEDOUT);
+  assert_int_equal (ate_error_code (err), ATE_CODE_DEADLINE_EXCEEDED);
+  assert_true (ate_now_ns () - t0 < 2 * ATE_NSEC_PER_SEC);
+  ate_error_release (&err);
+  assert_int_equal (ate_proc_tracked_count (), 0);
+}
+
+static void
+test_proc_spawn_wait_kill (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  struct ate_proc *p = NULL;
+  char *argv[] = { "sleep", "30", NULL };
+  int status = 0;
+
+  assert_int_equal (ate_proc_spawn (argv, NULL, &p, &err), 0);
+  assert_true (ate_proc_pid (p) > 0);
+  assert_true (ate_proc_wait (p, ate_deadline_in_ms (50), &status, &err) < 0);
+  assert_int_equal (err->status, ETIMEDOUT);
+  ate_error_release (&err);
+  assert_false (ate_proc_exited (p));
+  ate_proc_kill_and_wait (p);
+  assert_true (ate_proc_exited (p));
+  assert_int_equal (ate_proc_wait (p, ATE_DEADLINE_NONE, &status, &err), 0);
+  assert_true (WIFSIGNALED (status));
+  assert_int_equal (WTERMSIG (status), SIGKILL);
+  assert_string_equal (ate_proc_status_string (status), "killed by signal 9 (Killed)");
+  ate_proc_free (p);
+
+  /* Re-attach by pid + start time, as after a restart. */
+  assert_int_equal (ate_proc_spawn (argv, NULL, &p, &err), 0);
+  unsigned long long st = 0;
+  assert_int_equal (ate_proc_starttime (ate_proc_pid (p), &st, &err), 0);
+  struct ate_proc *q = NULL;
+  assert_true (ate_proc_open_existing (ate_proc_pid (p), st + 1, "sleep", &q, &err) < 0);
+  assert_int_equal (err->status, ESRCH);
+  ate_error_release (&err);
+  assert_int_equal (ate_proc_open_existing (ate_proc_pid (p), st, "sleep", &q, &err), 0);
+  assert_int_equal (ate_proc_signal (q, SIGKILL), 0);
+  assert_int_equal (ate_proc_wait (q, ate_deadline_in_ms (5000), NULL, &err), 0);
+  ate_proc_free (q);
+  ate_proc_free (p);
+
+  /* Fds are not inherited unless asked for. */
+  int pipefd[2];
+  assert_int_equal (pipe (pipefd), 0); /* deliberately without O_CLOEXEC */
+  char script[128];
+  snprintf (script, sizeof (script), "test -e /proc/self/fd/%d && exit 1; test -e /proc/self/fd/3", pipefd[1]);
+  char *check[] = { "sh", "-c", script, NULL };
+  struct ate_spawn_opts o;
+  ate_spawn_opts_init (&o);
+  o.keep_fds = &pipefd[0];
+  o.n_keep_fds = 1;
+  assert_int_equal (ate_proc_run (check, &o, ate_deadline_in_ms (5000), NULL, &err), 0);
+  close (pipefd[0]);
+  close (pipefd[1]);
+  assert_int_equal (ate_proc_tracked_count (), 0);
+}
+
+static void
+test_json_parse_limits (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  struct json_object *o = NULL;
+  const char *big = "{\"size\":9223372036854775807,\"u\":18446744073709551615}";
+
+  assert_int_equal (ate_json_parse (big, strlen (big), 0, &o, &err), 0);
+  cleanup_free char *s = ate_json_to_string (o, 0);
+  assert_string_equal (s, big);
+  json_object_put (o);
+
+  assert_true (ate_json_parse ("{} x", 4, 0, &o, &err) < 0);
+  ate_error_release (&err);
+  assert_true (ate_json_parse ("{\"a\":", 5, 0, &o, &err) < 0);
+  ate_error_release (&err);
+  assert_true (ate_json_parse ("[[[[1]]]]", 9, 3, &o, &err) < 0);
+  ate_error_release (&err);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_error_wrap_chain),
+    cmocka_unit_test (test_validate_names),
+    cmocka_unit_test (test_paths),
+    cmocka_unit_test (test_time_format),
+    cmocka_unit_test (test_fs_roundtrip),
+    cmocka_unit_test (test_sparse_copy),
+    cmocka_unit_test (test_proc_run),
+    cmocka_unit_test (test_proc_spawn_wait_kill),
+    cmocka_unit_test (test_json_parse_limits),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
