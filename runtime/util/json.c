@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "fs.h"
@@ -76,4 +77,12 @@ ate_json_get_string (struct json_object *o, const char *key)
   if (o == NULL || !json_object_object_get_ex (o, key, &v) || !json_object_is_type (v, json_type_string))
     return NULL;
   return json_object_get_string (v);
+}
+
+struct json_object *
+ate_json_new_ms (double ms)
+{
+  char buf[64];
+  snprintf (buf, sizeof (buf), "%.3f", ms);
+  return json_object_new_double_s (ms, buf);
 }

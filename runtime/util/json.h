@@ -30,6 +30,10 @@ int ate_json_parse_file (const char *path, size_t max_size,
 /* Serialise (plain, no slash escaping).  Returns a new string. */
 char *ate_json_to_string (struct json_object *o, int pretty);
 
+/* A duration in milliseconds as a JSON number with microsecond precision
+ * (json-c would otherwise print 17 significant digits). */
+struct json_object *ate_json_new_ms (double ms);
+
 /* Get a string member or NULL. */
 const char *ate_json_get_string (struct json_object *o, const char *key);
 

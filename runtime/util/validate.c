@@ -62,7 +62,7 @@ ate_validate_label (const char *field, const char *s, struct ate_error **err)
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0, "%s is required", field);
   if (!ate_is_dns1123_label (s))
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
-                                "%s %.80s%s is not a DNS-1123 label (at most 63 "
+                                "%s \"%.80s%s\" is not a DNS-1123 label (at most 63 "
                                 "characters of a-z, 0-9 and '-', starting and ending "
                                 "with a letter or digit)",
                                 field, s, strlen (s) > 80 ? "..." : "");
@@ -76,7 +76,7 @@ ate_validate_subdomain (const char *field, const char *s, struct ate_error **err
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0, "%s is required", field);
   if (!ate_is_dns1123_subdomain (s))
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
-                                "%s %.80s%s is not a DNS-1123 subdomain (at most 253 "
+                                "%s \"%.80s%s\" is not a DNS-1123 subdomain (at most 253 "
                                 "characters of dot-separated labels of a-z, 0-9 and '-')",
                                 field, s, strlen (s) > 80 ? "..." : "");
   return 0;

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The actor runtime: RunWorkload, CheckpointWorkload and RestoreWorkload as
+ * the server's handlers call them, already decoded and validated.
+ */
+#ifndef ATE_ACTOR_H
+#define ATE_ACTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/paths.h"
+#include "util/time.h"
+
+struct ate_error;
+struct actor_runtime;
+
+/* Most containers one actor may have (one virtio-blk rootfs disk each). */
+#define ACTOR_MAX_CONTAINERS 25
+
+struct actor_container
+{
+  const char *name;
+  /* Readiness probe: HTTP GET http://169.254.17.2:<port><path>; port 0 means
+   * no probe. */
+  int32_t readyz_port;
+  const char *readyz_path;
+};
+
+struct actor_asset
+{
+  const char *name;
+  const char *path;
+};
+
+struct actor_request
+{
+  const char *ns;
+  const char *tmpl;
+  const char *id;
+  const struct actor_container *containers;
+  size_t n_containers;
+  const struct actor_asset *assets;
+  size_t n_assets;
+};
+
+struct actor_runtime_config
+{
+  struct ate_paths paths;
+  const char *ch_binary;     /* --cloud-hypervisor-binary */
+  const char *kata_config;   /* --kata-config */
+  bool kata_debug;           /* --kata-debug */
+};
+
+int actor_runtime_new (const struct actor_runtime_config *cfg,
+                       struct actor_runtime **out, struct ate_error **err);
+void actor_runtime_free (struct actor_runtime *rt);
+
+int actor_run (struct actor_runtime *rt, const struct actor_request *req,
+               ate_deadline_t deadline, struct ate_error **err);
+
+/* On success *files is a NULL-terminated vector of relative names
+ * (strv_free). */
+int actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
+                      ate_deadline_t deadline, char ***files, struct ate_error **err);
+
+int actor_restore (struct actor_runtime *rt, const struct actor_request *req,
+                   ate_deadline_t deadline, struct ate_error **err);
+
+/* Lookup of an asset path by name (NULL when absent). */
+const char *actor_request_asset (const struct actor_request *req, const char *name);
+
+#endif

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "request.h"
+
+#include <string.h>
+
+#include "util/error.h"
+#include "util/util.h"
+#include "util/validate.h"
+
+static const char *const known_assets[] = {
+  "cloud-hypervisor", "kata-kernel", "kata-image", "kata-config", "virtiofsd",
+};
+
+/* The map entry types of the three messages are distinct C types with the
+ * same layout (key, value); they are read through this one. */
+typedef Ateom__RunWorkloadRequest__RuntimeAssetPathsEntry asset_entry;
+
+void
+request_fields_from_run (const Ateom__RunWorkloadRequest *m, struct request_fields *f)
+{
+  f->ns = m->actor_template_namespace;
+  f->tmpl = m->actor_template_name;
+  f->id = m->actor_id;
+  f->spec = m->spec;
+  f->n_assets = m->n_runtime_asset_paths;
+  f->assets = m->runtime_asset_paths;
+}
+
+void
+request_fields_from_checkpoint (const Ateom__CheckpointWorkloadRequest *m,
+                                struct request_fields *f)
+{
+  f->ns = m->actor_template_namespace;
+  f->tmpl = m->actor_template_name;
+  f->id = m->actor_id;
+  f->spec = m->spec;
+  f->n_assets = m->n_runtime_asset_paths;
+  f->assets = (asset_entry *const *) m->runtime_asset_paths;
+}
+
+void
+request_fields_from_restore (const Ateom__RestoreWorkloadRequest *m, struct request_fields *f)
+{
+  f->ns = m->actor_template_namespace;
+  f->tmpl = m->actor_template_name;
+  f->id = m->actor_id;
+  f->spec = m->spec;
+  f->n_assets = m->n_runtime_asset_paths;
+  f->assets = (asset_entry *const *) m->runtime_asset_paths;
+}
+
+static int
+invalid (struct ate_error **err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static int
+invalid (struct ate_error **err, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  ate_error_vmake (err, ATE_CODE_INVALID_ARGUMENT, 0, fmt, ap);
+  va_end (ap);
+  return -1;
+}
+
+static int
+check_identity (const struct request_fields *f, struct ate_error **err)
+{
+  if (ate_validate_label ("actor_template_namespace", f->ns, err) < 0
+      || ate_validate_subdomain ("actor_template_name", f->tmpl, err) < 0
+      || ate_validate_label ("actor_id", f->id, err) < 0)
+    return -1;
+  /* <ns>:<tmpl>:<id> is one directory name. */
+  if (strlen (f->ns) + strlen (f->tmpl) + strlen (f->id) + 2 > 255)
+    return invalid (err, "actor directory name \"%s:%s:%s\" is longer than 255 bytes",
+                    f->ns, f->tmpl, f->id);
+  return 0;
+}
+
+static int
+check_readyz (size_t i, const Ateom__Container *c, struct actor_container *out,
+              struct ate_error **err)
+{
+  const Ateom__HTTPGetAction *g;
+  const char *path;
+
+  out->readyz_port = 0;
+  out->readyz_path = NULL;
+  if (c->readyz == NULL || c->readyz->http_get == NULL)
+    return 0;
+  g = c->readyz->http_get;
+  if (g->port < 1 || g->port > 65535)
+    return invalid (err, "spec.containers[%zu].readyz.http_get.port %d is out of range 1..65535",
+                    i, (int) g->port);
+  path = g->path ? g->path : "";
+  if (strlen (path) > REQUEST_MAX_READYZ_PATH)
+    return invalid (err, "spec.containers[%zu].readyz.http_get.path is longer than %d bytes", i,
+                    REQUEST_MAX_READYZ_PATH);
+  for (const char *p = path; *p; p++)
+    if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
+      return invalid (err,
+                      "spec.containers[%zu].readyz.http_get.path may only contain printable "
+                      "ASCII without spaces",
+                      i);
+  out->readyz_port = g->port;
+  out->readyz_path = path;
+  return 0;
+}
+
+static int
+check_containers (enum rpc_kind kind, const struct request_fields *f,
+                  struct parsed_request *out, struct ate_error **err)
+{
+  size_t n = f->spec ? f->spec->n_containers : 0;
+
+  if (kind == RPC_CHECKPOINT)
+    return 0; /* the spec is sent but not used by a checkpoint */
+  if (n == 0)
+    return invalid (err, "actor spec has no containers");
+  if (n > ACTOR_MAX_CONTAINERS)
+    return ate_error_make_code (err, ATE_CODE_UNIMPLEMENTED, 0,
+                                "ateom-microvm supports at most %d containers, got %zu",
+                                ACTOR_MAX_CONTAINERS, n);
+  out->containers = xcalloc (n, sizeof (*out->containers));
+  for (size_t i = 0; i < n; i++)
+    {
+      const Ateom__Container *c = f->spec->containers[i];
+      char field[64];
+
+      snprintf (field, sizeof (field), "spec.containers[%zu].name", i);
+      if (ate_validate_label (field, c->name, err) < 0)
+        return -1;
+      if (strcmp (c->name, "pause") == 0)
+        return invalid (err, "%s must not be \"pause\" (reserved for the sandbox)", field);
+      for (size_t j = 0; j < i; j++)
+        if (strcmp (out->containers[j].name, c->name) == 0)
+          return invalid (err, "%s \"%s\" is used twice", field, c->name);
+      out->containers[i].name = c->name;
+      if (check_readyz (i, c, &out->containers[i], err) < 0)
+        return -1;
+    }
+  out->req.containers = out->containers;
+  out->req.n_containers = n;
+  return 0;
+}
+
+static bool
+is_known_asset (const char *name)
+{
+  for (size_t i = 0; i < ATE_N_ELEMENTS (known_assets); i++)
+    if (strcmp (known_assets[i], name) == 0)
+      return true;
+  return false;
+}
+
+static int
+check_assets (enum rpc_kind kind, const struct request_fields *f, struct parsed_request *out,
+              struct ate_error **err)
+{
+  if (f->n_assets > REQUEST_MAX_ASSETS)
+    return invalid (err, "runtime_asset_paths has %zu entries (at most %d)", f->n_assets,
+                    REQUEST_MAX_ASSETS);
+  out->assets = xcalloc (f->n_assets ? f->n_assets : 1, sizeof (*out->assets));
+  for (size_t i = 0; i < f->n_assets; i++)
+    {
+      const char *k = f->assets[i]->key ? f->assets[i]->key : "";
+      const char *v = f->assets[i]->value ? f->assets[i]->value : "";
+      char field[128];
+
+      if (!is_known_asset (k))
+        {
+          if (strlen (k) > 64)
+            return invalid (err, "runtime_asset_paths has an unknown key longer than 64 bytes");
+          /* Unknown names are allowed (newer atelets may send more) but
+           * must still be sane. */
+          for (const char *p = k; *p; p++)
+            if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
+              return invalid (err, "runtime_asset_paths has a key with control characters");
+        }
+      snprintf (field, sizeof (field), "runtime_asset_paths[\"%s\"]", k);
+      if (ate_validate_abs_path (field, v, err) < 0)
+        return -1;
+      out->assets[i].name = k;
+      out->assets[i].path = v;
+    }
+  out->req.assets = out->assets;
+  out->req.n_assets = f->n_assets;
+
+  if (kind == RPC_RUN)
+    {
+      const char *need[] = { "kata-kernel", "kata-image" };
+      char missing[64] = "";
+      for (size_t i = 0; i < ATE_N_ELEMENTS (need); i++)
+        if (actor_request_asset (&out->req, need[i]) == NULL)
+          {
+            if (missing[0])
+              strcat (missing, ", ");
+            strcat (missing, need[i]);
+          }
+      if (missing[0])
+        return invalid (err,
+                        "runtime_asset_paths is missing %s (a microvm SandboxConfig must "
+                        "define cloud-hypervisor, kata-kernel, kata-image and kata-config)",
+                        missing);
+    }
+  return 0;
+}
+
+int
+request_parse (enum rpc_kind kind, const struct request_fields *f, struct parsed_request *out,
+               struct ate_error **err)
+{
+  memset (out, 0, sizeof (*out));
+  if (check_identity (f, err) < 0)
+    return -1;
+  out->req.ns = f->ns;
+  out->req.tmpl = f->tmpl;
+  out->req.id = f->id;
+  if (check_containers (kind, f, out, err) < 0 || check_assets (kind, f, out, err) < 0)
+    {
+      parsed_request_free (out);
+      return -1;
+    }
+  return 0;
+}
+
+void
+parsed_request_free (struct parsed_request *p)
+{
+  free (p->containers);
+  free (p->assets);
+  memset (p, 0, sizeof (*p));
+}

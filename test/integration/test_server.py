@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The server as atelet sees it, through two independent clients (Python
+grpcio and grpc-go): health, validation errors naming the field, unknown
+methods, malformed messages, deadlines, shutdown."""
+
+import os
+import signal
+import threading
+import time
+import unittest
+
+import grpc
+
+from ateomtest import (Server, go_client, have_go_client, run_request, ateom_pb2, main,
+                       bin_path, SANITIZED)
+import subprocess
+
+ASSETS = {"kata-kernel": "/k", "kata-image": "/i", "cloud-hypervisor": "/ch",
+          "kata-config": "/c"}
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        log = cls.srv.log()
+        cls.srv.cleanup()
+        if rc != 0:
+            raise AssertionError("server exited %s:\n%s" % (rc, log))
+
+    def expect_code(self, fn, code, needle=None):
+        with self.assertRaises(grpc.RpcError) as cm:
+            fn()
+        self.assertEqual(cm.exception.code(), code, cm.exception.details())
+        if needle:
+            self.assertIn(needle, cm.exception.details())
+        return cm.exception
+
+    def test_socket_mode_and_health(self):
+        st = os.stat(self.srv.socket)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.dirname(self.srv.socket)).st_mode & 0o777, 0o700)
+        self.assertEqual(self.srv.health(), "SERVING")
+        self.assertEqual(self.srv.health("ateom.Ateom"), "SERVING")
+        self.expect_code(lambda: self.srv.health("nope"), grpc.StatusCode.NOT_FOUND)
+
+    def test_invalid_ids_name_the_field(self):
+        cases = [
+            (dict(actor="../x"), "actor_id"),
+            (dict(actor="a/b"), "actor_id"),
+            (dict(actor=""), "actor_id is required"),
+            (dict(ns="../../etc"), "actor_template_namespace"),
+            (dict(tmpl="x/.."), "actor_template_name"),
+            (dict(actor="A" * 70), "actor_id"),
+            (dict(containers=()), "actor spec has no containers"),
+            (dict(containers=("ok", "ok")), "used twice"),
+            (dict(containers=("pause",)), "pause"),
+            (dict(assets={"kata-kernel": "/k"}), "missing kata-image"),
+            (dict(assets=dict(ASSETS, **{"kata-image": "rel/img"})), "not an absolute path"),
+            (dict(assets=dict(ASSETS, **{"kata-image": "/a/../../etc/shadow"})), "`..`"),
+        ]
+        for kw, needle in cases:
+            kw.setdefault("assets", ASSETS)
+            req = run_request(**kw)
+            with self.subTest(kw=kw):
+                self.expect_code(lambda: self.srv.call("RunWorkload", req),
+                                 grpc.StatusCode.INVALID_ARGUMENT, needle)
+
+    def test_too_many_containers_is_unimplemented(self):
+        req = run_request(containers=["c%d" % i for i in range(26)], assets=ASSETS)
+        self.expect_code(lambda: self.srv.call("RunWorkload", req),
+                         grpc.StatusCode.UNIMPLEMENTED, "at most 25 containers, got 26")
+
+    def test_readyz_validation(self):
+        req = run_request(assets=ASSETS)
+        req.spec.containers[0].readyz.http_get.port = 0
+        self.expect_code(lambda: self.srv.call("RunWorkload", req),
+                         grpc.StatusCode.INVALID_ARGUMENT, "readyz.http_get.port 0")
+
+    def test_checkpoint_and_restore_validate_too(self):
+        req = run_request(actor="..", cls=ateom_pb2.CheckpointWorkloadRequest)
+        self.expect_code(lambda: self.srv.call("CheckpointWorkload", req),
+                         grpc.StatusCode.INVALID_ARGUMENT, "actor_id")
+        req = run_request(containers=(), cls=ateom_pb2.RestoreWorkloadRequest)
+        self.expect_code(lambda: self.srv.call("RestoreWorkload", req),
+                         grpc.StatusCode.INVALID_ARGUMENT, "no containers")
+
+    def test_unknown_method_is_unimplemented_at_once(self):
+        t0 = time.time()
+        self.expect_code(lambda: self.srv.call_raw("/ateom.Ateom/Nope", b"", timeout=20),
+                         grpc.StatusCode.UNIMPLEMENTED, "unknown method /ateom.Ateom/Nope")
+        self.expect_code(lambda: self.srv.call_raw("/other.Svc/X", b"", timeout=20),
+                         grpc.StatusCode.UNIMPLEMENTED)
+        self.assertLess(time.time() - t0, 5)
+
+    def test_malformed_message(self):
+        # Field 3 (actor_id) declared as a 100-byte string but truncated.
+        self.expect_code(lambda: self.srv.call_raw(
+            "/ateom.Ateom/RunWorkload", b"\x1a\x64abc"), grpc.StatusCode.INVALID_ARGUMENT,
+            "malformed RunWorkloadRequest")
+
+    def test_oversized_message_rejected(self):
+        big = run_request(assets=dict(ASSETS, extra="/" + "x" * (5 << 20)))
+        self.expect_code(lambda: self.srv.call("RunWorkload", big),
+                         grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+    def test_elapsed_trailer_and_log_record(self):
+        req = run_request(actor="..", assets=ASSETS)
+        with self.srv.channel() as ch:
+            fn = ch.unary_unary("/ateom.Ateom/RunWorkload",
+                                request_serializer=ateom_pb2.RunWorkloadRequest.SerializeToString,
+                                response_deserializer=ateom_pb2.RunWorkloadResponse.FromString)
+            with self.assertRaises(grpc.RpcError) as cm:
+                fn(req, timeout=10)
+            trailers = dict(cm.exception.trailing_metadata())
+        self.assertIn("x-server-elapsed-us", trailers)
+        self.assertTrue(trailers["x-server-elapsed-us"].isdigit())
+        time.sleep(0.1)
+        recs = [r for r in self.srv.log_records() if r.get("msg") == "Handle RPC"]
+        self.assertTrue(recs)
+        last = recs[-1]
+        for key in ("time", "level", "method", "code", "elapsed_ms"):
+            self.assertIn(key, last)
+
+    def test_concurrent_calls(self):
+        errors = []
+
+        def worker():
+            try:
+                for _ in range(20):
+                    self.assertEqual(self.srv.health(), "SERVING")
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        ts = [threading.Thread(target=worker) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(errors, [])
+
+    @unittest.skipUnless(have_go_client(), "grpc-go client not built (go missing)")
+    def test_go_client(self):
+        r = go_client(self.srv.socket, "health")
+        self.assertEqual(r["code"], "OK")
+        self.assertEqual(r["response"]["status"], "SERVING")
+        r = go_client(self.srv.socket, "run", "-namespace", "default", "-template", "t",
+                      "-actor", "../x", "-container", "c")
+        self.assertEqual(r["code"], "InvalidArgument")
+        self.assertIn("actor_id", r["message"])
+        r = go_client(self.srv.socket, "checkpoint", "-namespace", "default", "-template", "t",
+                      "-actor", "A")
+        self.assertEqual(r["code"], "InvalidArgument")
+        r = go_client(self.srv.socket, "restore", "-namespace", "default", "-template", "t",
+                      "-actor", "a1")
+        self.assertEqual(r["code"], "InvalidArgument")
+        self.assertIn("no containers", r["message"])
+        r = go_client(self.srv.socket, "/ateom.Ateom/Nope", timeout="20s")
+        self.assertEqual(r["code"], "Unimplemented")
+        self.assertLess(r["elapsed_ms"], 5000)
+
+    def test_ateomctl(self):
+        out = subprocess.run([bin_path("ateomctl"), "--socket", self.srv.socket, "health"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0)
+        self.assertEqual(out.stdout.strip(), "SERVING")
+        out = subprocess.run([bin_path("ateomctl"), "--socket", self.srv.socket, "run",
+                              "--namespace", "default", "--template", "t", "--actor", "x/y",
+                              "--container", "c", "--asset", "kata-kernel=/k",
+                              "--asset", "kata-image=/i"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 3, out.stderr)
+        self.assertIn("INVALID_ARGUMENT: actor_id", out.stderr)
+        out = subprocess.run([bin_path("ateomctl"), "--socket", "/nonexistent/sock",
+                              "--timeout", "2s", "health"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 14, out.stderr)
+        out = subprocess.run([bin_path("ateomctl"), "bogus-command", "--socket", "/x"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 64)
+
+
+class StartupTest(unittest.TestCase):
+    def test_flags(self):
+        exe = bin_path("ateom-microvm")
+        out = subprocess.run([exe, "--help"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0)
+        for flag in ("--pod-uid", "--cloud-hypervisor-binary", "--kata-config", "--kata-debug",
+                     "--version", "--base-path", "--run-dir"):
+            self.assertIn(flag, out.stdout)
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0)
+        self.assertRegex(out.stdout, r"^\S+ commit=\S+ built=\S+ linux/\S+\n$")
+        out = subprocess.run([exe], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--pod-uid is required", out.stderr)
+        out = subprocess.run([exe, "--bogus"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 2)
+
+    def test_stale_socket_replaced_and_regular_file_too(self):
+        srv = Server()
+        try:
+            os.makedirs(os.path.dirname(srv.socket))
+            with open(srv.socket, "w") as f:
+                f.write("stale")
+            srv.start()
+            self.assertEqual(srv.health(), "SERVING")
+            self.assertEqual(srv.stop(), 0)
+            self.assertFalse(os.path.exists(srv.socket))
+        finally:
+            srv.cleanup()
+
+    def test_sigterm_lets_inflight_call_finish(self):
+        # A call queued behind nothing finishes; a call with a short deadline
+        # that waits longer than the grace period is cancelled; exit code 0.
+        srv = Server(extra_args=["--shutdown-grace=1"]).start()
+        try:
+            results = []
+
+            def call():
+                try:
+                    srv.health(timeout=5)
+                    results.append("ok")
+                except grpc.RpcError as e:
+                    results.append(e.code())
+            t = threading.Thread(target=call)
+            t.start()
+            t.join()
+            t0 = time.time()
+            self.assertEqual(srv.stop(signal.SIGTERM), 0)
+            self.assertLess(time.time() - t0, 10)
+            self.assertEqual(results, ["ok"])
+            self.assertIn('"msg":"stopped"', srv.log())
+        finally:
+            srv.cleanup()
+
+
+if __name__ == "__main__":
+    main()
