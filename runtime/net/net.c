@@ -590,6 +590,7 @@ struct tap_job
   unsigned int queue_pairs;
   unsigned int mtu;
   int *fds;
+  bool built; /* the tap exists and the job has not removed it again */
 };
 
 /* Take down what a failed tap build left: the tap and every eth0 filter
@@ -602,9 +603,31 @@ tap_rollback (struct nl_sock *sk, int eth0_ifindex, struct tap_job *j,
 
   for (unsigned int i = 0; i < j->queue_pairs; i++)
     close_and_reset (&j->fds[i]);
-  net_tc_prune_redirects (sk, eth0_ifindex, tap_ifindex, NULL, &step);
-  net_link_delete (sk, j->name, NULL, &step);
+  /* Delete first: the kernel then reports redirects to the tap as going
+   * to ifindex 0, which the prune removes along with those to tap_ifindex. */
+  if (net_link_delete (sk, j->name, NULL, &step) == 0
+      && (eth0_ifindex <= 0
+          || net_tc_prune_redirects (sk, eth0_ifindex, tap_ifindex, NULL,
+                                     &step) == 0))
+    j->built = false;
   error_collect (err, &step, "and then, while removing the partial tap");
+}
+
+/* After a job that built the tap failed to report back (e.g. it could not
+ * return to the pod namespace): the same rollback from a fresh thread. */
+static int
+job_tap_remove (void *arg, struct ate_error **err)
+{
+  struct tap_job *j = arg;
+  cleanup_nl_sock struct nl_sock *sk = NULL;
+  struct net_link_attrs eth0 = { .ifindex = 0 }, tap = { .ifindex = -1 };
+
+  if (net_nl_open (&sk, err) < 0
+      || net_link_lookup (sk, NET_INTERIOR_VETH, 0, &eth0, err) < 0
+      || net_link_lookup (sk, j->name, 0, &tap, err) < 0)
+    return -1;
+  tap_rollback (sk, eth0.ifindex, j, tap.ifindex, err);
+  return *err ? -1 : 0;
 }
 
 static int
@@ -616,8 +639,8 @@ tap_replace_existing (struct nl_sock *sk, int eth0_ifindex, const char *name,
 
   if (r <= 0)
     return r;
-  if (net_tc_prune_redirects (sk, eth0_ifindex, old.ifindex, NULL, err) < 0
-      || net_link_delete (sk, name, NULL, err) < 0)
+  if (net_link_delete (sk, name, NULL, err) < 0
+      || net_tc_prune_redirects (sk, eth0_ifindex, old.ifindex, NULL, err) < 0)
     return ate_error_wrap (err, "while replacing the existing link `%s`", name);
   return 0;
 }
@@ -642,6 +665,7 @@ job_tap_create (void *arg, struct ate_error **err)
   if (tap_replace_existing (sk, eth0.ifindex, j->name, err) < 0
       || net_tap_open_queues (j->name, j->queue_pairs, j->fds, err) < 0)
     return -1;
+  j->built = true;
 
   if (fault_point (j->ctx, NET_FAULT_TAP_QUEUES, err) < 0
       || net_link_lookup (sk, j->name, 0, &tap, err) <= 0
@@ -691,6 +715,12 @@ net_tap_create (struct net_ctx *ctx, const char *name, unsigned int queue_pairs,
 
   pthread_mutex_lock (&ctx->lock);
   r = run_in_interior (ctx, job_tap_create, &j, err);
+  if (r < 0 && j.built)
+    {
+      struct ate_error *undo = NULL;
+      if (run_in_interior (ctx, job_tap_remove, &j, &undo) < 0)
+        error_collect (err, &undo, "and then");
+    }
   pthread_mutex_unlock (&ctx->lock);
   if (r < 0)
     {
