@@ -173,17 +173,6 @@ build_image() {
   ate_run "$engine" build "${args[@]}" "$ctx"
 }
 
-# The repository part of an image reference: no digest, no tag (a ':' after
-# the last '/' starts the tag; one before it is a registry port).
-image_repo() {
-  local ref=${1%%@*}
-  local last=${ref##*/}
-  if [[ $last == *:* ]]; then
-    ref=${ref%:*}
-  fi
-  printf '%s' "$ref"
-}
-
 push_image() {
   ate_run "$engine" push "$tag"
   [[ -n $digest_file ]] || return 0
@@ -194,9 +183,9 @@ push_image() {
   fi
   if [[ $engine == docker ]]; then
     ref=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$tag" \
-      | grep -F "$(image_repo "$tag")@" | head -n1)
+      | grep -F "$(ate_image_repo "$tag")@" | head -n1)
   else
-    ref="$(image_repo "$tag")@$(podman image inspect --format '{{.Digest}}' "$tag")"
+    ref="$(ate_image_repo "$tag")@$(podman image inspect --format '{{.Digest}}' "$tag")"
   fi
   [[ $ref == *@sha256:* ]] || ate_die "could not find the pushed digest of $tag"
   printf '%s\n' "$ref" >"$digest_file"

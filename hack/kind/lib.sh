@@ -172,3 +172,21 @@ ate_require_tools() {
   done
   ((${#missing[@]} == 0)) || ate_die "missing tools on PATH: ${missing[*]}"
 }
+
+# The repository part of an image reference (no digest, no tag: a ':' after
+# the last '/' starts the tag, one before it is a registry port) and its tag
+# (empty when there is none).
+ate_image_repo() {
+  local ref=${1%%@*}
+  if [[ ${ref##*/} == *:* ]]; then
+    ref=${ref%:*}
+  fi
+  printf '%s' "$ref"
+}
+
+ate_image_tag() {
+  local ref=${1%%@*}
+  if [[ ${ref##*/} == *:* ]]; then
+    printf '%s' "${ref##*:}"
+  fi
+}
