@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "snapshot-internal.h"
@@ -23,23 +24,36 @@ snapshot_ctl_check (const struct snapshot_ctl *ctl, struct ate_error **err)
   return 0;
 }
 
-/* A non-blocking fd said EAGAIN: wait for it, but no longer than the
- * deadline, and wake up now and then to notice a cancellation. */
+/* Wait until fd is ready, waking up now and then to notice a cancellation
+ * or the deadline.  Checking a flag and then blocking in read() would race
+ * with a signal arriving in between; poll with a timeout cannot hang.
+ * Returns 1 when ready, < 0 when stopped or on error. */
 static int
 wait_fd (int fd, short events, const struct snapshot_ctl *ctl, struct ate_error **err)
 {
   struct pollfd pfd = { .fd = fd, .events = events };
-  int timeout = 250;
 
-  if (ctl != NULL && ctl->deadline != 0)
+  for (;;)
     {
-      int left = ate_deadline_poll_ms (ctl->deadline);
-      if (left < timeout)
-        timeout = left;
+      int timeout = 250, r;
+      if (snapshot_ctl_check (ctl, err) < 0)
+        return -1;
+      if (ctl == NULL || (ctl->cancel == NULL && ctl->deadline == 0))
+        timeout = -1;
+      else if (ctl->deadline != 0 && ate_deadline_poll_ms (ctl->deadline) < timeout)
+        timeout = ate_deadline_poll_ms (ctl->deadline);
+      r = poll (&pfd, 1, timeout);
+      if (r > 0)
+        return 1;
+      if (r < 0 && errno != EINTR)
+        return ate_error_make (err, errno, "poll");
     }
-  if (poll (&pfd, 1, timeout) < 0 && errno != EINTR)
-    return ate_error_make (err, errno, "poll");
-  return snapshot_ctl_check (ctl, err);
+}
+
+static bool
+stoppable (const struct snapshot_ctl *ctl)
+{
+  return ctl != NULL && (ctl->cancel != NULL || ctl->deadline != 0);
 }
 
 ssize_t
@@ -50,6 +64,9 @@ snapshot_read_full (int fd, void *buf, size_t len, const struct snapshot_ctl *ct
 
   while (done < len)
     {
+      /* Pipes can stall forever; regular files poll as ready at once. */
+      if (stoppable (ctl) && wait_fd (fd, POLLIN, ctl, err) < 0)
+        return -1;
       ssize_t r = read (fd, (char *) buf + done, len - done);
       if (r == 0)
         break;
@@ -59,11 +76,7 @@ snapshot_read_full (int fd, void *buf, size_t len, const struct snapshot_ctl *ct
           continue;
         }
       if (errno == EINTR)
-        {
-          if (snapshot_ctl_check (ctl, err) < 0)
-            return -1;
-          continue;
-        }
+        continue;
       if (errno == EAGAIN)
         {
           if (wait_fd (fd, POLLIN, ctl, err) < 0)
@@ -83,6 +96,8 @@ snapshot_write_all (int fd, const void *buf, size_t len, const struct snapshot_c
 
   while (done < len)
     {
+      if (stoppable (ctl) && wait_fd (fd, POLLOUT, ctl, err) < 0)
+        return -1;
       ssize_t w = write (fd, (const char *) buf + done, len - done);
       if (w > 0)
         {
@@ -90,11 +105,7 @@ snapshot_write_all (int fd, const void *buf, size_t len, const struct snapshot_c
           continue;
         }
       if (w < 0 && errno == EINTR)
-        {
-          if (snapshot_ctl_check (ctl, err) < 0)
-            return -1;
-          continue;
-        }
+        continue;
       if (w < 0 && errno == EAGAIN)
         {
           if (wait_fd (fd, POLLOUT, ctl, err) < 0)

@@ -71,6 +71,8 @@ struct buf
 static void
 buf_add (struct buf *b, const void *p, size_t n)
 {
+  if (n == 0)
+    return;
   if (b->len + n > b->cap)
     {
       b->cap = (b->len + n) * 2 + 64;
@@ -770,7 +772,6 @@ build_bad_cases (struct bad *c)
                           bytes_of ("ATESPRSE\x02\x00\x00\x00", 12) };
   c[n++] = (struct bad) { "magic only", "truncated header", bytes_of ("ATESPRSE", 8) };
   c[n++] = (struct bad) { "magic and half a version", "truncated header", bytes_of ("ATESPRSE\x02\x00", 10) };
-  c[n++] = (struct bad) { "empty input", "empty input", bytes_of ("", 0) };
   c[n++] = (struct bad) { "unknown magic", "unknown format", bytes_of ("HELLO WORLD, not a snapshot", 27) };
   c[n++] = (struct bad) { "short unknown", "unknown format", bytes_of ("AB", 2) };
   c[n++] = (struct bad) { "prefix of the magic", "unknown format", bytes_of ("ATESP", 5) };
@@ -875,6 +876,10 @@ test_extra_empty_frames_accepted (void **state)
   buf_add (&s, skippable, sizeof (skippable));
   decode_bytes_ok (&s, want, sizeof (want), SNAPSHOT_FORMAT_SPARSE_V2);
   free (s.p);
+  /* An empty input is what klauspost writes for empty plain content;
+   * atelet's reader makes it an empty file, and so do we. */
+  s = (struct buf) { 0 };
+  decode_bytes_ok (&s, "", 0, SNAPSHOT_FORMAT_PLAIN_ZSTD);
 }
 
 static void
