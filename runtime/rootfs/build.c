@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The body of a job (runs on the job's thread):
+ *
+ *   build:  scan the tree -> fingerprint -> reuse a matching untouched disk
+ *           (Run) -> remove leftovers -> temporary file -> clone from the
+ *           image cache, or mkfs.ext4 + debugfs normalisation (and add the
+ *           result to the cache) -> fsync -> drop the old fingerprint ->
+ *           rename over the disk -> write the new fingerprint.
+ *   reset:  remove leftovers -> temporary file -> clone the template ->
+ *           fsync -> drop the fingerprint -> rename over the disk.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "clone.h"
+#include "ext4.h"
+#include "internal.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/util.h"
+
+int
+rootfs_disk_stamp_read (const char *path, struct rootfs_disk_stamp *st, struct ate_error **err)
+{
+  struct stat s;
+
+  if (stat (path, &s) < 0)
+    return ate_error_make (err, errno, "stat `%s`", path);
+  memset (st, 0, sizeof (*st));
+  st->dev = s.st_dev;
+  st->ino = s.st_ino;
+  st->size = s.st_size;
+  st->mtime = s.st_mtim;
+  return 0;
+}
+
+bool
+rootfs_disk_stamp_equal (const struct rootfs_disk_stamp *a, const struct rootfs_disk_stamp *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size
+         && a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static const char *
+manager_mkfs_version (struct rootfs_manager *m, const struct rootfs_tool_env *env,
+                      struct ate_error **err)
+{
+  const char *v;
+
+  pthread_mutex_lock (&m->version_lock);
+  if (m->mkfs_version == NULL)
+    {
+      char *probed = NULL;
+      if (rootfs_mkfs_version (m->mkfs_path, env, &probed, err) == 0)
+        {
+          m->mkfs_version = probed;
+          ate_log (ATE_LOG_INFO, "rootfs: using mkfs", "path", m->mkfs_path, "version",
+                   probed, NULL);
+        }
+    }
+  v = m->mkfs_version;
+  pthread_mutex_unlock (&m->version_lock);
+  return v;
+}
+
+int
+rootfs_manager_fingerprint (struct rootfs_manager *m, const struct rootfs_scan *scan,
+                            const struct rootfs_tool_env *env, struct rootfs_fingerprint *fp,
+                            struct ate_error **err)
+{
+  const char *version = manager_mkfs_version (m, env, err);
+  struct rootfs_geometry g;
+
+  if (version == NULL)
+    return -1;
+  memset (fp, 0, sizeof (*fp));
+  rootfs_geometry_from_counts (scan->entries, scan->content_bytes, &g);
+  if (g.inodes > UINT32_MAX)
+    return ate_error_make (err, EOVERFLOW, "%" PRIu64 " entries need more inodes than ext4 has",
+                           scan->entries);
+  memcpy (fp->tree_digest, scan->tree_digest, ROOTFS_DIGEST_LEN);
+  fp->has_content_digest = scan->has_content_digest;
+  memcpy (fp->content_digest, scan->content_digest, ROOTFS_DIGEST_LEN);
+  fp->entries = g.entries;
+  fp->content_bytes = g.content_bytes;
+  fp->inodes = g.inodes;
+  fp->size_mib = g.size_mib;
+  snprintf (fp->mkfs_version, sizeof (fp->mkfs_version), "%s", version);
+  rootfs_build_options_digest (fp->options_digest);
+  /* From the tree digest, never the content digest: the bytes must not
+   * depend on whether this node hashes file content. */
+  rootfs_derive_uuid (scan->tree_digest, ROOTFS_UUID_LABEL, fp->uuid);
+  rootfs_derive_uuid (scan->tree_digest, ROOTFS_HASH_SEED_LABEL, fp->hash_seed);
+  fp->fake_time = ROOTFS_FAKE_TIME;
+  return 0;
+}
+
+/* Is the disk a build of `want` that nothing has written to since? */
+static bool
+disk_is_fresh_build (const char *disk, const struct rootfs_fingerprint *want, char **why)
+{
+  cleanup_free char *fpath = rootfs_fingerprint_path (disk);
+  cleanup_error struct ate_error *e = NULL;
+  struct rootfs_fingerprint have;
+  struct stat st;
+
+  if (stat (disk, &st) < 0)
+    {
+      *why = xasprintf ("no disk (%s)", strerror (errno));
+      return false;
+    }
+  if (rootfs_fingerprint_read (fpath, &have, &e) < 0)
+    {
+      *why = xasprintf ("no usable fingerprint: %s", e->msg);
+      return false;
+    }
+  if (!rootfs_fingerprint_same_build (&have, want))
+    {
+      *why = xstrdup ("fingerprint differs (the tree or the tools changed)");
+      return false;
+    }
+  if (!have.has_disk || have.disk_ino != (uint64_t) st.st_ino
+      || have.disk_size != (uint64_t) st.st_size
+      || have.disk_mtime_ns != (int64_t) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec)
+    {
+      *why = xstrdup ("the disk was written or replaced since it was built");
+      return false;
+    }
+  return true;
+}
+
+static void
+log_scan (const char *src, const struct rootfs_scan *s, double ms)
+{
+  struct json_object *a = json_object_new_object ();
+  json_object_object_add (a, "source", json_object_new_string (src));
+  json_object_object_add (a, "files", json_object_new_int64 ((int64_t) s->entries));
+  json_object_object_add (a, "bytes", json_object_new_int64 ((int64_t) s->content_bytes));
+  json_object_object_add (a, "content_hashed", json_object_new_boolean (s->has_content_digest));
+  json_object_object_add (a, "elapsed_ms", json_object_new_int64 ((int64_t) ms));
+  ate_log_obj (ATE_LOG_INFO, "rootfs: scanned source tree", a);
+}
+
+static void
+log_ready (const struct rootfs_job *j, const struct rootfs_outcome *o, const char *method)
+{
+  struct json_object *a = json_object_new_object ();
+  json_object_object_add (a, "disk", json_object_new_string (j->disk));
+  json_object_object_add (a, "source", json_object_new_string (j->src));
+  json_object_object_add (a, "origin", json_object_new_string (rootfs_origin_name (o->origin)));
+  if (method)
+    json_object_object_add (a, "copy", json_object_new_string (method));
+  if (o->origin != ROOTFS_ORIGIN_TEMPLATE)
+    {
+      json_object_object_add (a, "files", json_object_new_int64 ((int64_t) o->geometry.entries));
+      json_object_object_add (a, "bytes",
+                              json_object_new_int64 ((int64_t) o->geometry.content_bytes));
+      json_object_object_add (a, "size_mib",
+                              json_object_new_int64 ((int64_t) o->geometry.size_mib));
+    }
+  json_object_object_add (a, "elapsed_ms",
+                          json_object_new_int64 ((int64_t) ate_elapsed_ms (j->started_ns)));
+  ate_log_obj (ATE_LOG_INFO, "rootfs: disk ready", a);
+}
+
+/* mkfs + normalisation into the temporary (fd, tmp). */
+static int
+make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
+            const struct rootfs_scan *scan, const struct rootfs_tool_env *env, const char *tmp,
+            int fd, struct ate_error **err)
+{
+  struct rootfs_manager *m = j->mgr;
+  struct rootfs_geometry g;
+  int64_t t0 = ate_now_ns ();
+
+  rootfs_geometry_from_counts (scan->entries, scan->content_bytes, &g);
+  struct rootfs_mkfs_params mp = { .mkfs_path = m->mkfs_path, .src_dir = j->src,
+                                   .image_path = tmp, .image_fd = fd, .geometry = &g,
+                                   .uuid = fp->uuid, .hash_seed = fp->hash_seed };
+  ate_log (ATE_LOG_INFO, "rootfs: running mkfs.ext4", "disk", j->disk, "source", j->src, NULL);
+  if (rootfs_mkfs_build (&mp, env, err) < 0)
+    return -1;
+  double mkfs_ms = ate_elapsed_ms (t0);
+  struct rootfs_normalise_params np = { .debugfs_path = m->debugfs_path, .image_path = tmp,
+                                        .image_fd = fd, .uuid = fp->uuid,
+                                        .inodes_used = scan->inodes_used };
+  t0 = ate_now_ns ();
+  if (rootfs_normalise (&np, env, err) < 0)
+    return -1;
+  struct json_object *a = json_object_new_object ();
+  json_object_object_add (a, "disk", json_object_new_string (j->disk));
+  json_object_object_add (a, "mkfs_ms", json_object_new_int64 ((int64_t) mkfs_ms));
+  json_object_object_add (a, "normalise_ms", json_object_new_int64 ((int64_t) ate_elapsed_ms (t0)));
+  json_object_object_add (a, "written_bytes", json_object_new_int64 ((int64_t) rootfs_allocated_bytes (fd)));
+  ate_log_obj (ATE_LOG_INFO, "rootfs: image built", a);
+  return 0;
+}
+
+/* Fill the temporary: from the cache, else mkfs (then offer it to the
+ * cache; a cache failure costs only a warning). */
+static int
+produce (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
+         const struct rootfs_scan *scan, const struct rootfs_tool_env *env, const char *tmp,
+         int fd, enum rootfs_origin *origin, const char **method, struct ate_error **err)
+{
+  struct rootfs_cache *cache = j->mgr->cache;
+  int r;
+
+  if (cache)
+    {
+      r = rootfs_cache_clone_to (cache, fp, fd, method, err);
+      if (r < 0)
+        return -1;
+      if (r == 1)
+        {
+          *origin = ROOTFS_ORIGIN_CACHE;
+          return 0;
+        }
+    }
+  if (make_image (j, fp, scan, env, tmp, fd, err) < 0)
+    return -1;
+  *origin = ROOTFS_ORIGIN_BUILT;
+  if (cache)
+    {
+      struct ate_error *ce = NULL;
+      if (rootfs_cache_insert (cache, fp, fd, &ce) < 0)
+        ate_error_log_warning_and_release (&ce, "rootfs: image cache");
+    }
+  return 0;
+}
+
+/* Temporary -> disk: the old fingerprint goes first, so a crash never
+ * leaves a fingerprint next to a disk it does not describe. */
+static int
+install (struct rootfs_job *j, int fd, const char *tmp, struct ate_error **err)
+{
+  cleanup_free char *fpath = rootfs_fingerprint_path (j->disk);
+
+  if (ate_unlink_if_exists (fpath, err) < 0)
+    return -1;
+  if (rootfs_temp_install (fd, tmp, j->disk, err) < 0)
+    return -1;
+  return rootfs_disk_stamp_read (j->disk, &j->stamp, err);
+}
+
+static int
+write_fingerprint (struct rootfs_job *j, struct rootfs_fingerprint *fp, struct ate_error **err)
+{
+  cleanup_free char *fpath = rootfs_fingerprint_path (j->disk);
+
+  fp->has_disk = true;
+  fp->disk_ino = (uint64_t) j->stamp.ino;
+  fp->disk_size = (uint64_t) j->stamp.size;
+  fp->disk_mtime_ns = (int64_t) j->stamp.mtime.tv_sec * 1000000000LL + j->stamp.mtime.tv_nsec;
+  return rootfs_fingerprint_write (fpath, fp, true, err);
+}
+
+/* Leftovers, then a fresh locked temporary next to the disk. */
+static int
+prepare_temp (struct rootfs_job *j, char **tmp, int *fd, struct ate_error **err)
+{
+  int removed = rootfs_temp_cleanup (j->disk, err);
+
+  if (removed < 0)
+    return -1;
+  if (removed > 0)
+    ate_logf (ATE_LOG_INFO, "rootfs: removed %d leftover temporary files of `%s`", removed,
+              j->disk);
+  return rootfs_temp_create (j->disk, tmp, fd, err);
+}
+
+static int
+scan_and_fingerprint (struct rootfs_job *j, const struct rootfs_tool_env *env,
+                      struct rootfs_scan *scan, struct rootfs_fingerprint *fp,
+                      struct ate_error **err)
+{
+  struct rootfs_manager *m = j->mgr;
+  struct rootfs_scan_opts so;
+  int64_t t0 = ate_now_ns ();
+
+  rootfs_scan_opts_init (&so);
+  so.hash_content = !m->metadata_digest_only;
+  so.cancel = &m->closing;
+  so.deadline = j->deadline;
+  if (rootfs_scan_tree (j->src, &so, scan, err) < 0)
+    return -1;
+  log_scan (j->src, scan, ate_elapsed_ms (t0));
+  return rootfs_manager_fingerprint (m, scan, env, fp, err);
+}
+
+static int
+execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
+               struct rootfs_outcome *out, struct ate_error **err)
+{
+  struct rootfs_scan scan;
+  struct rootfs_fingerprint fp;
+  cleanup_free char *tmp = NULL, *why = NULL;
+  cleanup_close int fd = -1;
+  const char *method = NULL;
+  int r;
+
+  if (scan_and_fingerprint (j, env, &scan, &fp, err) < 0)
+    return -1;
+  rootfs_geometry_from_counts (scan.entries, scan.content_bytes, &out->geometry);
+  if (j->may_reuse && disk_is_fresh_build (j->disk, &fp, &why))
+    {
+      rootfs_scan_clear (&scan);
+      out->origin = ROOTFS_ORIGIN_REUSED;
+      if (rootfs_disk_stamp_read (j->disk, &j->stamp, err) < 0)
+        return -1;
+      log_ready (j, out, NULL);
+      return 0;
+    }
+  if (j->may_reuse)
+    ate_log (ATE_LOG_INFO, "rootfs: building disk", "disk", j->disk, "reason", why, NULL);
+  r = prepare_temp (j, &tmp, &fd, err);
+  if (r == 0)
+    r = produce (j, &fp, &scan, env, tmp, fd, &out->origin, &method, err);
+  rootfs_scan_clear (&scan);
+  if (r == 0)
+    r = install (j, fd, tmp, err);
+  if (r < 0)
+    {
+      if (tmp)
+        unlink (tmp);
+      return -1;
+    }
+  if (write_fingerprint (j, &fp, err) < 0)
+    return -1;
+  log_ready (j, out, method);
+  return 0;
+}
+
+static int
+execute_reset (struct rootfs_job *j, struct rootfs_outcome *out, struct ate_error **err)
+{
+  cleanup_close int src = open (j->src, O_RDONLY | O_CLOEXEC);
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+  struct rootfs_ext4_sb sb;
+  const char *method = NULL;
+
+  out->origin = ROOTFS_ORIGIN_TEMPLATE;
+  if (src < 0)
+    return ate_error_make (err, errno, "open template `%s`", j->src);
+  if (rootfs_ext4_read_sb (src, &sb, err) < 0)
+    return ate_error_wrap (err, "template `%s`", j->src);
+  if (prepare_temp (j, &tmp, &fd, err) < 0)
+    return -1;
+  if (rootfs_clone_fd (src, fd, &method, err) < 0 || install (j, fd, tmp, err) < 0)
+    {
+      unlink (tmp);
+      return -1;
+    }
+  log_ready (j, out, method);
+  return 0;
+}
+
+int
+rootfs_job_execute (struct rootfs_job *j, struct rootfs_outcome *out, struct ate_error **err)
+{
+  struct rootfs_tool_env env = { .cancel_fd = j->mgr->cancel_fd, .deadline = j->deadline };
+  cleanup_free char *dir = ate_path_dirname (j->disk);
+
+  if (!ate_is_dir (dir))
+    return ate_error_make (err, ENOENT, "directory of the disk `%s` does not exist", dir);
+  if (j->kind == ROOTFS_JOB_RESET)
+    return execute_reset (j, out, err);
+  return execute_build (j, &env, out, err);
+}

@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "clone.h"
+#include "ext4.h"
+#include "rootfs.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define IMAGE_SUFFIX ".ext4"
+#define LOCK_NAME ".lock"
+
+struct rootfs_cache
+{
+  char *dir;
+  uint64_t max_bytes;
+  pthread_mutex_t lock; /* inserts of this process; .lock for others */
+};
+
+struct entry
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  uint64_t allocated;
+  int64_t last_use_ns;
+};
+
+const char *
+rootfs_cache_dir (const struct rootfs_cache *c)
+{
+  return c->dir;
+}
+
+static char *
+dir_entry_file (const char *dir, const char *key, const char *suffix)
+{
+  return xasprintf ("%s/%s%s", dir, key, suffix);
+}
+
+static char *
+entry_file (const struct rootfs_cache *c, const char *key, const char *suffix)
+{
+  return dir_entry_file (c->dir, key, suffix);
+}
+
+char *
+rootfs_cache_entry_path_in (const char *dir, const struct rootfs_fingerprint *fp)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  rootfs_fingerprint_cache_key (fp, key);
+  return dir_entry_file (dir, key, IMAGE_SUFFIX);
+}
+
+char *
+rootfs_cache_entry_path (const struct rootfs_cache *c, const struct rootfs_fingerprint *fp)
+{
+  return rootfs_cache_entry_path_in (c->dir, fp);
+}
+
+/* "<64 hex>.ext4" -> key */
+static bool
+parse_entry_name (const char *name, char *key)
+{
+  size_t n = strlen (name);
+
+  if (n != ROOTFS_CACHE_KEY_LEN + strlen (IMAGE_SUFFIX) || !str_has_suffix (name, IMAGE_SUFFIX))
+    return false;
+  for (size_t i = 0; i < ROOTFS_CACHE_KEY_LEN; i++)
+    if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+      return false;
+  memcpy (key, name, ROOTFS_CACHE_KEY_LEN);
+  key[ROOTFS_CACHE_KEY_LEN] = '\0';
+  return true;
+}
+
+/* Remove unheld temporaries of every entry (a crash during an insert). */
+static int
+cleanup_temps (struct rootfs_cache *c, struct ate_error **err)
+{
+  cleanup_dir DIR *d = opendir (c->dir);
+  struct dirent *de;
+  int removed = 0;
+
+  if (d == NULL)
+    return ate_error_make (err, errno, "open `%s`", c->dir);
+  while ((errno = 0, de = readdir (d)) != NULL)
+    {
+      char key[ROOTFS_CACHE_KEY_LEN + 1];
+      char *dot = strchr (de->d_name, '.');
+      if (dot == NULL || !str_has_suffix (de->d_name, ROOTFS_TEMP_SUFFIX))
+        continue;
+      cleanup_free char *image = xstrndup (de->d_name, (size_t) (dot - de->d_name) + 5);
+      if (!parse_entry_name (image, key))
+        continue;
+      cleanup_free char *final = entry_file (c, key, IMAGE_SUFFIX);
+      int r = rootfs_temp_cleanup (final, err);
+      if (r < 0)
+        return -1;
+      removed += r;
+    }
+  return removed;
+}
+
+int
+rootfs_cache_open (const char *dir, uint64_t max_bytes, struct rootfs_cache **out,
+                   struct ate_error **err)
+{
+  struct rootfs_cache *c;
+  int removed;
+
+  if (ate_mkdir_p (dir, 0700, err) < 0)
+    return ate_error_wrap (err, "create the image cache");
+  c = xmalloc0 (sizeof (*c));
+  c->dir = xstrdup (dir);
+  c->max_bytes = max_bytes;
+  pthread_mutex_init (&c->lock, NULL);
+  removed = cleanup_temps (c, err);
+  if (removed < 0)
+    {
+      rootfs_cache_free (c);
+      return ate_error_wrap (err, "open the image cache `%s`", dir);
+    }
+  if (removed > 0)
+    ate_logf (ATE_LOG_INFO, "rootfs cache: removed %d unfinished entries from `%s`", removed,
+              dir);
+  *out = c;
+  return 0;
+}
+
+void
+rootfs_cache_free (struct rootfs_cache *c)
+{
+  if (c == NULL)
+    return;
+  pthread_mutex_destroy (&c->lock);
+  free (c->dir);
+  free (c);
+}
+
+static bool
+dir_identity_matches (const char *dir, const char *key, const struct rootfs_fingerprint *fp)
+{
+  cleanup_free char *path = dir_entry_file (dir, key, ROOTFS_FINGERPRINT_SUFFIX);
+  cleanup_error struct ate_error *e = NULL;
+  struct rootfs_fingerprint have;
+
+  if (rootfs_fingerprint_read (path, &have, &e) < 0)
+    return false;
+  return rootfs_fingerprint_same_build (&have, fp);
+}
+
+static bool
+entry_identity_matches (struct rootfs_cache *c, const char *key,
+                        const struct rootfs_fingerprint *fp)
+{
+  return dir_identity_matches (c->dir, key, fp);
+}
+
+bool
+rootfs_cache_has_entry_in (const char *dir, const struct rootfs_fingerprint *fp)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  rootfs_fingerprint_cache_key (fp, key);
+  cleanup_free char *image = dir_entry_file (dir, key, IMAGE_SUFFIX);
+  return ate_is_regular_file (image) && dir_identity_matches (dir, key, fp);
+}
+
+bool
+rootfs_cache_contains (struct rootfs_cache *c, const struct rootfs_fingerprint *fp)
+{
+  return rootfs_cache_has_entry_in (c->dir, fp);
+}
+
+static void
+touch_entry (struct rootfs_cache *c, const char *key)
+{
+  cleanup_free char *path = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
+  /* LRU order only: a failure costs nothing but a worse eviction choice. */
+  (void) utimensat (AT_FDCWD, path, NULL, 0);
+}
+
+/* Open the entry's image with a shared lock; -1 with errno ENOENT when there
+ * is none (or it was evicted while we waited for the lock). */
+static int
+open_entry_shared (struct rootfs_cache *c, const char *key, const struct rootfs_fingerprint *fp)
+{
+  cleanup_free char *image = entry_file (c, key, IMAGE_SUFFIX);
+  cleanup_close int fd = open (image, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  struct rootfs_ext4_sb sb;
+  cleanup_error struct ate_error *e = NULL;
+
+  if (fd < 0)
+    return -1;
+  if (TEMP_FAILURE_RETRY (flock (fd, LOCK_SH)) < 0 || fstat (fd, &st) < 0)
+    return -1;
+  if (st.st_nlink == 0 || (uint64_t) st.st_size != fp->size_mib << 20
+      || rootfs_ext4_read_sb (fd, &sb, &e) < 0 || strcmp (sb.uuid, fp->uuid) != 0
+      || !entry_identity_matches (c, key, fp))
+    {
+      errno = ENOENT;
+      return -1;
+    }
+  return steal_fd (&fd);
+}
+
+int
+rootfs_cache_clone_to (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int dst_fd,
+                       const char **method, struct ate_error **err)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  cleanup_close int fd = -1;
+
+  rootfs_fingerprint_cache_key (fp, key);
+  fd = open_entry_shared (c, key, fp);
+  if (fd < 0)
+    return 0;
+  if (rootfs_clone_fd (fd, dst_fd, method, err) < 0)
+    return ate_error_wrap (err, "clone the cached image %s", key);
+  touch_entry (c, key);
+  return 1;
+}
+
+static int
+cmp_lru (const void *a, const void *b)
+{
+  const struct entry *x = a, *y = b;
+  if (x->last_use_ns != y->last_use_ns)
+    return x->last_use_ns < y->last_use_ns ? -1 : 1;
+  return strcmp (x->key, y->key);
+}
+
+static int64_t
+last_use_ns (struct rootfs_cache *c, const char *key)
+{
+  cleanup_free char *path = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
+  struct stat st;
+  /* An image without its fingerprint is an unfinished insert: oldest. */
+  if (stat (path, &st) < 0)
+    return 0;
+  return (int64_t) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+static int
+list_entries (struct rootfs_cache *c, struct entry **out, size_t *n_out, uint64_t *total,
+              struct ate_error **err)
+{
+  cleanup_dir DIR *d = opendir (c->dir);
+  struct entry *v = NULL;
+  size_t n = 0;
+  struct dirent *de;
+
+  *total = 0;
+  if (d == NULL)
+    return ate_error_make (err, errno, "open `%s`", c->dir);
+  while ((errno = 0, de = readdir (d)) != NULL)
+    {
+      struct entry e;
+      struct stat st;
+      if (!parse_entry_name (de->d_name, e.key)
+          || fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
+          || !S_ISREG (st.st_mode))
+        continue;
+      e.allocated = (uint64_t) st.st_blocks * 512;
+      e.last_use_ns = last_use_ns (c, e.key);
+      v = xrealloc (v, (n + 1) * sizeof (*v));
+      v[n++] = e;
+      *total += e.allocated;
+    }
+  if (errno != 0)
+    {
+      int e = errno;
+      free (v);
+      return ate_error_make (err, e, "read `%s`", c->dir);
+    }
+  qsort (v, n, sizeof (*v), cmp_lru);
+  *out = v;
+  *n_out = n;
+  return 0;
+}
+
+uint64_t
+rootfs_cache_usage (struct rootfs_cache *c)
+{
+  cleanup_error struct ate_error *e = NULL;
+  struct entry *v = NULL;
+  size_t n = 0;
+  uint64_t total = 0;
+
+  if (list_entries (c, &v, &n, &total, &e) < 0)
+    return 0;
+  free (v);
+  return total;
+}
+
+/* Remove an entry unless someone holds it.  Returns true when removed. */
+static bool
+evict_entry (struct rootfs_cache *c, const char *key)
+{
+  cleanup_free char *image = entry_file (c, key, IMAGE_SUFFIX);
+  cleanup_free char *fp = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
+  cleanup_close int fd = open (image, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0 || flock (fd, LOCK_EX | LOCK_NB) < 0)
+    return false;
+  /* Fingerprint first: a crash in between leaves an image without one,
+   * which no lookup uses and the next eviction removes. */
+  if ((unlink (fp) < 0 && errno != ENOENT) || unlink (image) < 0)
+    return false;
+  ate_log (ATE_LOG_INFO, "rootfs cache: evicted", "key", key, NULL);
+  return true;
+}
+
+/* Make room for `need` bytes.  Returns true when it fits. */
+static bool
+make_room (struct rootfs_cache *c, uint64_t need, struct ate_error **err, int *failed)
+{
+  struct entry *v = NULL;
+  size_t n = 0;
+  uint64_t total = 0;
+
+  *failed = 0;
+  if (list_entries (c, &v, &n, &total, err) < 0)
+    {
+      *failed = -1;
+      return false;
+    }
+  for (size_t i = 0; i < n && total + need > c->max_bytes; i++)
+    if (evict_entry (c, v[i].key))
+      total -= v[i].allocated;
+  free (v);
+  return total + need <= c->max_bytes;
+}
+
+static int
+write_entry (struct rootfs_cache *c, const char *key, const struct rootfs_fingerprint *fp,
+             int src_fd, struct ate_error **err)
+{
+  cleanup_free char *image = entry_file (c, key, IMAGE_SUFFIX);
+  cleanup_free char *fpath = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+  const char *method = NULL;
+
+  if (rootfs_temp_create (image, &tmp, &fd, err) < 0)
+    return -1;
+  if (rootfs_clone_fd (src_fd, fd, &method, err) < 0 || fchmod (fd, 0400) < 0
+      || rootfs_temp_install (fd, tmp, image, err) < 0)
+    {
+      if (*err == NULL)
+        ate_error_make (err, errno, "chmod `%s`", tmp);
+      unlink (tmp);
+      return -1;
+    }
+  if (rootfs_fingerprint_write (fpath, fp, false, err) < 0)
+    {
+      unlink (image);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+lock_dir (struct rootfs_cache *c, struct ate_error **err)
+{
+  cleanup_free char *path = xasprintf ("%s/" LOCK_NAME, c->dir);
+  int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+  if (fd < 0)
+    return ate_error_make (err, errno, "open `%s`", path);
+  if (TEMP_FAILURE_RETRY (flock (fd, LOCK_EX)) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return ate_error_make (err, e, "lock `%s`", path);
+    }
+  return fd;
+}
+
+static int
+insert_locked (struct rootfs_cache *c, const char *key, const struct rootfs_fingerprint *fp,
+               int src_fd, uint64_t need, struct ate_error **err)
+{
+  int failed = 0;
+
+  if (rootfs_cache_contains (c, fp))
+    {
+      touch_entry (c, key);
+      return 1;
+    }
+  if (!make_room (c, need, err, &failed))
+    {
+      if (failed)
+        return -1;
+      ate_log (ATE_LOG_WARN, "rootfs cache: full of images in use, not caching", "key", key,
+               NULL);
+      return 0;
+    }
+  if (write_entry (c, key, fp, src_fd, err) < 0)
+    return -1;
+  return 1;
+}
+
+int
+rootfs_cache_insert (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int src_fd,
+                     struct ate_error **err)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  uint64_t need = rootfs_allocated_bytes (src_fd);
+  cleanup_close int lock = -1;
+  int r;
+
+  rootfs_fingerprint_cache_key (fp, key);
+  if (need > c->max_bytes)
+    {
+      struct json_object *a = json_object_new_object ();
+      json_object_object_add (a, "key", json_object_new_string (key));
+      json_object_object_add (a, "allocated_bytes", json_object_new_int64 ((int64_t) need));
+      json_object_object_add (a, "cache_max_bytes",
+                              json_object_new_int64 ((int64_t) c->max_bytes));
+      ate_log_obj (ATE_LOG_INFO, "rootfs cache: image larger than the cache, not caching", a);
+      return 0;
+    }
+  pthread_mutex_lock (&c->lock);
+  lock = lock_dir (c, err);
+  r = lock < 0 ? -1 : insert_locked (c, key, fp, src_fd, need, err);
+  close_and_reset (&lock);
+  pthread_mutex_unlock (&c->lock);
+  if (r < 0)
+    return ate_error_wrap (err, "add image %s to the cache", key);
+  return r;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The image cache: the first build of a tree is kept as
+ * "<dir>/<key>.ext4" (read-only) with its build identity in
+ * "<dir>/<key>.fingerprint", key = rootfs_fingerprint_cache_key().  Later
+ * builds of the same tree clone it (reflink where the file system shares
+ * extents, sparse copy otherwise) instead of running mkfs.
+ *
+ * Bounded by allocated bytes with least-recently-used eviction; the last
+ * use is the mtime of the entry's fingerprint file, so the order survives
+ * restarts.  A reader holds flock(LOCK_SH) on the image while it clones;
+ * eviction takes LOCK_EX without waiting and skips entries it cannot lock,
+ * so an image in use is never removed.  Inserts and evictions are
+ * serialised by flock on "<dir>/.lock" (also across processes, e.g. the
+ * server and the ateom-rootfs CLI).
+ */
+#ifndef ATE_ROOTFS_CACHE_H
+#define ATE_ROOTFS_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fingerprint.h"
+
+struct ate_error;
+struct rootfs_cache;
+
+int rootfs_cache_open (const char *dir, uint64_t max_bytes, struct rootfs_cache **out,
+                       struct ate_error **err);
+void rootfs_cache_free (struct rootfs_cache *c);
+
+const char *rootfs_cache_dir (const struct rootfs_cache *c);
+
+/* "<dir>/<key>.ext4" of the build fp describes. */
+char *rootfs_cache_entry_path (const struct rootfs_cache *c, const struct rootfs_fingerprint *fp);
+
+bool rootfs_cache_contains (struct rootfs_cache *c, const struct rootfs_fingerprint *fp);
+
+/* The same for a cache directory that is not open (inspect). */
+char *rootfs_cache_entry_path_in (const char *dir, const struct rootfs_fingerprint *fp);
+bool rootfs_cache_has_entry_in (const char *dir, const struct rootfs_fingerprint *fp);
+
+/* Clone the entry of fp into dst_fd (empty, writable).  Returns 1 on a hit,
+ * 0 on a miss (no entry, or an entry that does not check out). */
+int rootfs_cache_clone_to (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                           int dst_fd, const char **method, struct ate_error **err);
+
+/* Keep the finished image in src_fd as the entry of fp, evicting least
+ * recently used entries not in use.  Returns 1 when inserted (or already
+ * present), 0 when it does not fit. */
+int rootfs_cache_insert (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                         int src_fd, struct ate_error **err);
+
+/* Allocated bytes of all entries. */
+uint64_t rootfs_cache_usage (struct rootfs_cache *c);
+
+#endif

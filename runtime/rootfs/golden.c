@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Golden templates per lineage (spec 3.4, 12 item 2).  The disk saved at the
+ * golden checkpoint is kept once per lineage under
+ * <golden_dir>/<ns>:<tmpl>:<base-id>.ext4 (read-only, never refreshed), so
+ * every actor restored from that snapshot on this node resets to the bytes
+ * the guest has cached, not only the actor that took the checkpoint.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clone.h"
+#include "ext4.h"
+#include "internal.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "util/validate.h"
+
+#define LINEAGE_KEY_MAX (63 + 1 + 253 + 1 + 63)
+
+int
+rootfs_lineage_key_validate (const char *key, struct ate_error **err)
+{
+  cleanup_free char *copy = NULL;
+  char *tmpl, *id;
+
+  if (key == NULL || *key == '\0')
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0, "lineage key is required");
+  if (strlen (key) > LINEAGE_KEY_MAX)
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0, "lineage key is too long");
+  copy = xstrdup (key);
+  tmpl = strchr (copy, ':');
+  id = tmpl ? strchr (tmpl + 1, ':') : NULL;
+  if (tmpl == NULL || id == NULL || strchr (id + 1, ':') != NULL)
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                "lineage key \"%s\" is not <namespace>:<template>:<base-id>",
+                                key);
+  *tmpl++ = '\0';
+  *id++ = '\0';
+  if (ate_validate_label ("lineage namespace", copy, err) < 0
+      || ate_validate_subdomain ("lineage template", tmpl, err) < 0
+      || ate_validate_label ("lineage base id", id, err) < 0)
+    return -1;
+  return 0;
+}
+
+char *
+rootfs_golden_path (struct rootfs_manager *mgr, const char *key)
+{
+  cleanup_error struct ate_error *e = NULL;
+
+  if (rootfs_lineage_key_validate (key, &e) < 0)
+    return NULL;
+  return xasprintf ("%s/%s.ext4", mgr->golden_dir, key);
+}
+
+bool
+rootfs_golden_exists (struct rootfs_manager *mgr, const char *key)
+{
+  cleanup_free char *path = rootfs_golden_path (mgr, key);
+  return path != NULL && ate_is_regular_file (path);
+}
+
+/* Open an ext4 image whose size agrees with its superblock (a truncated
+ * copy or download is refused). */
+static int
+open_image (const char *path, struct ate_error **err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct rootfs_ext4_sb sb;
+  struct stat st;
+
+  if (fd < 0)
+    return ate_error_make (err, errno, "open `%s`", path);
+  if (fstat (fd, &st) < 0)
+    return ate_error_make (err, errno, "stat `%s`", path);
+  if (rootfs_ext4_read_sb (fd, &sb, err) < 0)
+    return ate_error_wrap (err, "`%s`", path);
+  if ((uint64_t) st.st_size < sb.blocks_count * sb.block_size)
+    return ate_error_make (err, EINVAL, "`%s` is truncated: %lld bytes, the file system has %llu",
+                           path, (long long) st.st_size,
+                           (unsigned long long) (sb.blocks_count * sb.block_size));
+  return steal_fd (&fd);
+}
+
+/* Copy src (an open image) to a new template at `path` unless it exists. */
+static int
+install_template (int src, const char *path, struct ate_error **err)
+{
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+  const char *method = NULL;
+  int r;
+
+  if (rootfs_temp_cleanup (path, err) < 0 || rootfs_temp_create (path, &tmp, &fd, err) < 0)
+    return -1;
+  if (rootfs_clone_fd (src, fd, &method, err) < 0 || fchmod (fd, 0400) < 0)
+    {
+      if (*err == NULL)
+        ate_error_make (err, errno, "chmod `%s`", tmp);
+      unlink (tmp);
+      return -1;
+    }
+  r = rootfs_temp_install_new (fd, tmp, path, err);
+  if (r < 0)
+    unlink (tmp);
+  if (r == 1)
+    ate_log (ATE_LOG_INFO, "rootfs: golden template saved", "template", path, "copy", method,
+             NULL);
+  return r;
+}
+
+static int
+save_from (struct rootfs_manager *mgr, const char *key, const char *file, const char *what,
+           struct ate_error **err)
+{
+  cleanup_free char *path = NULL;
+  cleanup_close int src = -1;
+  int r;
+
+  if (rootfs_lineage_key_validate (key, err) < 0)
+    return -1;
+  path = rootfs_golden_path (mgr, key);
+  if (ate_is_regular_file (path))
+    return 0;
+  if (ate_mkdir_p (mgr->golden_dir, 0700, err) < 0)
+    return ate_error_wrap (err, "%s golden template %s", what, key);
+  src = open_image (file, err);
+  if (src < 0)
+    return ate_error_wrap (err, "%s golden template %s", what, key);
+  r = install_template (src, path, err);
+  if (r < 0)
+    return ate_error_wrap (err, "%s golden template %s", what, key);
+  return r;
+}
+
+int
+rootfs_golden_save (struct rootfs_manager *mgr, const char *key, const char *disk_path,
+                    struct ate_error **err)
+{
+  return save_from (mgr, key, disk_path, "save", err);
+}
+
+int
+rootfs_golden_import (struct rootfs_manager *mgr, const char *key, const char *file,
+                      struct ate_error **err)
+{
+  /* A copy, not a link: the restore directory belongs to atelet, which may
+   * rewrite its files in place on the next download. */
+  return save_from (mgr, key, file, "import", err);
+}
+
+static bool
+same_file (const char *a, const char *b)
+{
+  struct stat x, y;
+  return stat (a, &x) == 0 && stat (b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static bool
+link_impossible (int e)
+{
+  return e == EXDEV || e == EPERM || e == EMLINK;
+}
+
+/* <dir>/golden-rootfs.ext4 as a hard link to the template, replacing an
+ * older file of that name atomically.  Returns 1 when no hard link can be
+ * made there (another file system): the caller copies instead. */
+static int
+link_template (const char *src, const char *dst, struct ate_error **err)
+{
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+
+  if (link (src, dst) == 0)
+    return ate_fsync_dir_of (dst, err);
+  if (link_impossible (errno))
+    return 1;
+  if (errno != EEXIST)
+    return ate_error_make (err, errno, "link `%s` to `%s`", dst, src);
+  if (same_file (src, dst))
+    return 0;
+  if (rootfs_temp_create (dst, &tmp, &fd, err) < 0)
+    return -1;
+  unlink (tmp);
+  if (link (src, tmp) < 0)
+    return link_impossible (errno) ? 1 : ate_error_make (err, errno, "link `%s`", tmp);
+  if (rename (tmp, dst) < 0)
+    {
+      int e = errno;
+      unlink (tmp);
+      return ate_error_make (err, e, "rename `%s` to `%s`", tmp, dst);
+    }
+  return ate_fsync_dir_of (dst, err);
+}
+
+static int
+copy_template (const char *src, const char *dst, struct ate_error **err)
+{
+  cleanup_close int in = open_image (src, err);
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+  const char *method = NULL;
+
+  if (in < 0)
+    return -1;
+  if (rootfs_temp_create (dst, &tmp, &fd, err) < 0)
+    return -1;
+  if (rootfs_clone_fd (in, fd, &method, err) < 0 || rootfs_temp_install (fd, tmp, dst, err) < 0)
+    {
+      unlink (tmp);
+      return -1;
+    }
+  return 0;
+}
+
+int
+rootfs_golden_link_into (struct rootfs_manager *mgr, const char *key, const char *dir,
+                         struct ate_error **err)
+{
+  cleanup_free char *src = NULL;
+  cleanup_free char *dst = NULL;
+  int r;
+
+  if (rootfs_lineage_key_validate (key, err) < 0)
+    return -1;
+  src = rootfs_golden_path (mgr, key);
+  if (!ate_is_regular_file (src))
+    return ate_error_make_code (err, ATE_CODE_NOT_FOUND, ENOENT,
+                                "no golden template for lineage %s", key);
+  dst = ate_path_join (dir, ROOTFS_GOLDEN_FILE_NAME);
+  r = link_template (src, dst, err);
+  if (r == 1)
+    r = copy_template (src, dst, err);
+  if (r < 0)
+    return ate_error_wrap (err, "place the golden template of %s in `%s`", key, dir);
+  return 0;
+}

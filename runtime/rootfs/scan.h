@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One walk of a bundle rootfs yields everything a build needs to know about
+ * it: the geometry counts of spec 3.1, the number of inodes mkfs.ext4 -d will
+ * allocate, and two SHA-256 digests:
+ *
+ *   tree digest     names, types, modes, owners, sizes, mtimes (seconds, as
+ *                   mkfs stores them), device numbers, symlink targets,
+ *                   xattrs and the hard-link structure: exactly the metadata
+ *                   mkfs copies into the image.  Cheap (no file content).
+ *                   The image UUID and hash seed are derived from it.
+ *   content digest  the tree digest plus the bytes of every regular file in a
+ *                   canonical form where holes and zero blocks look the same,
+ *                   so it does not depend on the source file system.  Keys
+ *                   the shared image cache (optional, see rootfs_config).
+ *
+ * The walk is depth-first in byte order of names, the order in which
+ * mke2fs 1.47 populates directories, so the first name of a hard-linked
+ * inode is the one mkfs sees first.  Symlinks are never followed.
+ */
+#ifndef ATE_ROOTFS_SCAN_H
+#define ATE_ROOTFS_SCAN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/time.h"
+
+struct ate_error;
+
+#define ROOTFS_DIGEST_LEN 32
+/* Directory nesting the walk accepts (one open fd per level). */
+#define ROOTFS_SCAN_MAX_DEPTH 512
+
+struct rootfs_scan_opts
+{
+  bool hash_content;
+  const atomic_bool *cancel; /* NULL: never cancelled */
+  ate_deadline_t deadline;
+};
+
+struct rootfs_scan
+{
+  uint64_t entries;       /* every entry including the root directory */
+  uint64_t content_bytes; /* apparent sizes of regular files, per name */
+  uint64_t inodes_used;   /* inodes mkfs allocates for the tree, root excluded */
+  uint64_t max_file_size; /* largest regular file ... */
+  char *max_file_path;    /* ... and its path relative to the root */
+  uint8_t tree_digest[ROOTFS_DIGEST_LEN];
+  bool has_content_digest;
+  uint8_t content_digest[ROOTFS_DIGEST_LEN];
+};
+
+void rootfs_scan_opts_init (struct rootfs_scan_opts *o);
+
+/* Walk src_dir (which must be a directory).  Any error of the walk fails
+ * (spec 3.1).  ECANCELED when *cancel became true, ETIMEDOUT at the
+ * deadline. */
+int rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
+                      struct rootfs_scan *out, struct ate_error **err);
+
+void rootfs_scan_clear (struct rootfs_scan *s);
+
+/* Lower-case hex of a digest into buf (2 * ROOTFS_DIGEST_LEN + 1 bytes). */
+void rootfs_digest_hex (const uint8_t *digest, char *buf);
+
+#endif
