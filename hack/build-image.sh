@@ -138,21 +138,28 @@ commit=$(git -C "$ATE_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknow
 
 # The worker build context is a copy of what git would ship (tracked files
 # plus new, not ignored ones), so local build trees never enter the image.
+# Outside a git checkout (a source tarball) it is the tree minus build dirs.
 stage_worker_context() {
-  local ctx=$ate_work/context
+  local ctx=$ate_work/context f
   ate_log "staging the build context in $ctx"
   ate_dry && return 0
   rm -rf "$ctx"
   mkdir -p "$ctx"
-  local f
-  # Deleted-but-tracked files are listed too: skip what is not there.
-  while IFS= read -r -d '' f; do
-    if [[ -e $ATE_ROOT/$f || -L $ATE_ROOT/$f ]]; then
-      printf '%s\0' "$f"
-    fi
-  done < <(git -C "$ATE_ROOT" ls-files -z --cached --others --exclude-standard) \
-    | tar -C "$ATE_ROOT" --null -T - -cf - \
-    | tar -C "$ctx" -xf -
+  if git -C "$ATE_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # Deleted-but-tracked files are listed too: skip what is not there.
+    while IFS= read -r -d '' f; do
+      if [[ -e $ATE_ROOT/$f || -L $ATE_ROOT/$f ]]; then
+        printf '%s\0' "$f"
+      fi
+    done < <(git -C "$ATE_ROOT" ls-files -z --cached --others --exclude-standard) \
+      | tar -C "$ATE_ROOT" --null -T - -cf - \
+      | tar -C "$ctx" -xf -
+  else
+    tar -C "$ATE_ROOT" --exclude=./.git --exclude='./build' --exclude='./build-*' -cf - . \
+      | tar -C "$ctx" -xf -
+  fi
+  [[ -f $ctx/CMakeLists.txt && -f $ctx/$dockerfile ]] \
+    || ate_die "the staged build context in $ctx lacks CMakeLists.txt or $dockerfile"
 }
 
 build_image() {

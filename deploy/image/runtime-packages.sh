@@ -5,11 +5,25 @@
 # exactly those (runtime names like libgrpc29, not the -dev packages).
 set -o errexit -o nounset -o pipefail
 
-if [[ $# -eq 0 || $1 == -h || $1 == --help ]]; then
-  echo "Usage: deploy/image/runtime-packages.sh BINARY..." >&2
-  [[ $# -gt 0 ]] && exit 0
+usage() {
+  echo "Usage: deploy/image/runtime-packages.sh BINARY..."
+  echo "Prints the Debian packages owning the shared libraries the binaries load."
+}
+if [[ $# -eq 1 && ($1 == -h || $1 == --help) ]]; then
+  usage
+  exit 0
+fi
+if [[ $# -eq 0 ]]; then
+  usage >&2
   exit 2
 fi
+for bin in "$@"; do
+  if [[ $bin == -* || ! -f $bin ]]; then
+    usage >&2
+    echo "runtime-packages: not a file: $bin" >&2
+    exit 2
+  fi
+done
 
 # dpkg may know a library under /lib or /usr/lib (usrmerge) or only under its
 # symlink name, so try the path ldd printed, its /usr-less form and the file

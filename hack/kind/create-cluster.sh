@@ -99,14 +99,16 @@ KUBECTL_CONTEXT=kind-$cluster
 
 # /dev/kvm must work where the nodes run: on the host for Linux docker, in
 # the provider VM for Docker Desktop, Colima or Lima.
+# ATE_KVM_DEVICE: the host device checked (tests point it elsewhere).
 has_kvm=1
 probe_kvm() {
+  local dev=${ATE_KVM_DEVICE:-/dev/kvm}
   if [[ $(uname -s) == Linux ]] && ! ate_dry; then
-    if [[ ! -c /dev/kvm ]]; then
-      ate_log "no /dev/kvm on this host (is KVM or nested virtualization enabled?)"
+    if [[ ! -c $dev ]]; then
+      ate_log "no $dev on this host (is KVM or nested virtualization enabled?)"
       has_kvm=0
-    elif [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
-      ate_log "/dev/kvm exists but is not read/writable for $(id -un) (add a udev rule or the kvm group)"
+    elif [[ ! -r $dev || ! -w $dev ]]; then
+      ate_log "$dev exists but is not read/writable for $(id -un) (add a udev rule or the kvm group)"
       has_kvm=0
     fi
   fi
@@ -248,6 +250,7 @@ prepare_nodes() {
       ate_kubectl label node "$node" "$CLASS_KEY=$CLASS_VALUE" --overwrite
       continue
     fi
+    ((has_kvm)) || continue
     # The kind config already sets label and taint; re-applying them keeps a
     # re-used cluster right too.
     ate_run docker exec "$node" chmod 666 /dev/kvm
