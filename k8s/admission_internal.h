@@ -87,7 +87,7 @@ void admission_path_fini (struct admission_path *p);
 /* Each push returns the previous length, to restore with admission_path_pop. */
 size_t admission_path_push_field (struct admission_path *p, const char *name);
 size_t admission_path_push_index (struct admission_path *p, size_t i);
-/* Map keys: ".key", or "[key]" when the key holds '.', '/', '[' or ']'. */
+/* Map keys: ".key", or "[key]" unless the key is only [A-Za-z0-9_-]. */
 size_t admission_path_push_key (struct admission_path *p, const char *key);
 void admission_path_pop (struct admission_path *p, size_t len);
 

@@ -227,7 +227,11 @@ size_t
 admission_path_push_key (struct admission_path *p, const char *key)
 {
   size_t old = p->len;
-  if (strpbrk (key, "./[]") != NULL || *key == '\0')
+  /* "spec.assets.amd64.kata-image" reads well; a key with dots, slashes or
+   * spaces (label keys) would not, so it goes in brackets. */
+  if (*key == '\0'
+      || strspn (key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+             != strlen (key))
     {
       path_append (p, "[", 1);
       path_append (p, key, strlen (key));

@@ -548,7 +548,9 @@ emit_string (yaml_emitter_t *e, const char *s, size_t len)
 {
   bool bad;
   struct json_object *v = admission_yaml_resolve_plain (s, len, &bad);
-  bool ambiguous = bad || !json_object_is_type (v, json_type_string);
+  /* "<<" would read back as a merge key. */
+  bool ambiguous
+      = bad || !json_object_is_type (v, json_type_string) || (len == 2 && memcmp (s, "<<", 2) == 0);
 
   json_object_put (v);
   if (ambiguous)
