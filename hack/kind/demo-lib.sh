@@ -252,13 +252,14 @@ demo_ate() {
   ate_run "$kubectl_ate" --context="$KUBECTL_CONTEXT" "$@"
 }
 
+# Polled every few seconds, so only the dry-run prints it.
 demo_actor_has_status() {
   local actor=$1 want=$2
   if ate_dry; then
     demo_ate get actors "$actor"
     return 0
   fi
-  demo_ate get actors "$actor" | grep -qw "$want"
+  "$kubectl_ate" --context="$KUBECTL_CONTEXT" get actors "$actor" | grep -qw "$want"
 }
 
 # Resumes ACTOR, retrying while the control plane reports it busy (large
