@@ -166,8 +166,17 @@ demo_control_plane() {
   ate_kubectl --namespace ate-system rollout status daemonset/atelet --timeout=180s
 }
 
+# Builds and pushes the worker image, then uses it by digest: a re-used tag
+# would leave nodes on the image they pulled before.
 demo_worker_image() {
-  demo_run_child hack/build-image.sh --image worker --tag "$worker_image" --push
+  demo_run_child hack/build-image.sh --image worker --tag "$worker_image" --push \
+    --digest-file "$ate_work/worker-image"
+  if ate_dry; then
+    worker_image=$(ate_image_repo "$worker_image")@sha256:$(printf 'd%.0s' {1..64})
+    ate_log "dry run: worker image stands in as $worker_image"
+  else
+    worker_image=$(cat "$ate_work/worker-image")
+  fi
 }
 
 demo_assets() {

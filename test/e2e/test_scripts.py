@@ -336,7 +336,8 @@ class RunMicrovmDemoTest(ScriptTestCase):
         with open(os.path.join(self.work, "demo.yaml")) as f:
             docs = [d for d in yaml.safe_load_all(f) if d]
         pool = next(d for d in docs if d["kind"] == "WorkerPool")
-        self.assertEqual(pool["spec"]["ateomImage"], "localhost:5001/ateom-microvm:dev")
+        self.assertEqual(pool["spec"]["ateomImage"],
+                         "localhost:5001/ateom-microvm@sha256:" + "d" * 64)
         tmpl = next(d for d in docs if d["kind"] == "ActorTemplate")
         self.assertEqual(tmpl["spec"]["containers"][0]["image"],
                          "localhost:5001/ate-counter@sha256:" + "d" * 64)
@@ -373,6 +374,7 @@ class RunMicrovmDemoTest(ScriptTestCase):
         with open(os.path.join(self.work, "demo.yaml")) as f:
             text = f.read()
         self.assertIn("image: localhost:5001/ate-counter@" + STUB_DIGEST, text)
+        self.assertIn("ateomImage: localhost:5001/ateom-microvm@" + STUB_DIGEST, text)
         self.assertNotIn(ZERO_DIGEST, text)
         self.assertFalse(os.path.exists(self.artifacts), "no logs are collected on success")
 
