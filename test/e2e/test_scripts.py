@@ -11,7 +11,12 @@ import unittest
 import yaml
 
 from deploytest import (SOURCE, SPEC_PINS, STUB_DIGEST, ZERO_DIGEST, ScriptTestCase, commands,
-                        main)
+                        main, skip_whole_test)
+
+# The scripts render manifests with the real kubectl kustomize (the kubectl
+# stub hands `kustomize` to it).
+if not os.access("/usr/bin/kubectl", os.X_OK):
+    skip_whole_test("/usr/bin/kubectl (with kustomize) is not installed")
 
 
 class CreateClusterTest(ScriptTestCase):
