@@ -4,6 +4,7 @@
 --help / bad-option behaviour of every script."""
 import glob
 import os
+import re
 import shutil
 import subprocess
 import unittest
@@ -54,6 +55,44 @@ class LintTest(unittest.TestCase):
             if s != "deploy/image/runtime-packages.sh":
                 self.assertIn("--dry-run", subprocess.run(
                     [path, "--help"], capture_output=True, text=True).stdout, s)
+
+
+class WorkerImageDependenciesTest(unittest.TestCase):
+    """The worker image's build stage must install the -dev package of every
+    pkg-config module the CMake build requires (else the image build breaks
+    the day someone adds a library)."""
+
+    def build_stage_packages(self):
+        with open(os.path.join(SOURCE, "deploy/image/Dockerfile")) as f:
+            text = f.read()
+        build = text.split("\nFROM ", 2)[1]  # the first (build) stage
+        install = re.search(r"apt-get install -y --no-install-recommends(.*?)&&", build, re.S)
+        return set(install.group(1).replace("\\", " ").split())
+
+    def required_modules(self):
+        mods = set()
+        for root, dirs, files in os.walk(SOURCE):
+            dirs[:] = [d for d in dirs if not d.startswith(("build", ".git"))]
+            if "CMakeLists.txt" in files:
+                with open(os.path.join(root, "CMakeLists.txt")) as f:
+                    for m in re.finditer(r"pkg_check_modules\(\w+\s+REQUIRED\s+IMPORTED_TARGET"
+                                         r"([^)]*)\)", f.read()):
+                        mods.update(m.group(1).split())
+        return mods
+
+    def test_build_stage_covers_pkg_config_modules(self):
+        if not shutil.which("pkg-config") or not shutil.which("dpkg"):
+            self.skipTest("needs pkg-config and dpkg")
+        have = self.build_stage_packages()
+        self.assertIn("cmake", have)
+        for mod in sorted(self.required_modules()):
+            pcdir = subprocess.run(["pkg-config", "--variable=pcfiledir", mod],
+                                   capture_output=True, text=True).stdout.strip()
+            self.assertTrue(pcdir, "pkg-config does not know %s here" % mod)
+            owner = subprocess.run(["dpkg", "-S", os.path.join(pcdir, mod + ".pc")],
+                                   capture_output=True, text=True).stdout.split(":")[0]
+            self.assertIn(owner, have, "%s (%s) is missing from deploy/image/Dockerfile's "
+                          "build stage" % (owner, mod))
 
 
 if __name__ == "__main__":
