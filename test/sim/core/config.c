@@ -181,7 +181,7 @@ check_disk (struct json_object *d, size_t i, char **msg)
 }
 
 static int
-check_devices (struct json_object *cfg, char **msg)
+check_devices (struct json_object *cfg, bool restoring, char **msg)
 {
   static const char *const modes[] = { "Off", "Pty", "Tty", "File", "Socket", "Null", NULL };
   struct json_object *o, *v;
@@ -225,7 +225,7 @@ check_devices (struct json_object *cfg, char **msg)
     return -1;
   if (member (cfg, "VmConfig", "net", json_type_array, false, &o, msg) < 0)
     return -1;
-  if (o && json_object_array_length (o))
+  if (o && json_object_array_length (o) && !restoring)
     {
       *msg = xasprintf ("ch-sim: net devices must be added with vm.add-net (tap fds)");
       return -1;
@@ -233,11 +233,11 @@ check_devices (struct json_object *cfg, char **msg)
   return 0;
 }
 
-/* Returns -1 for a validation error, -2 for a duplicate (v53's 409). */
+/* Returns -1 for a validation error, -2 for a duplicate (v53's 409).  A
+ * snapshot's config (restoring) carries the nets added by vm.add-net. */
 int
-sim_config_validate (struct sim *s, struct json_object *cfg, char **msg)
+sim_config_validate (struct json_object *cfg, bool restoring, char **msg)
 {
-  (void) s;
   if (!json_object_is_type (cfg, json_type_object))
     {
       *msg = xasprintf ("VmConfig must be a JSON object");
@@ -245,7 +245,7 @@ sim_config_validate (struct sim *s, struct json_object *cfg, char **msg)
     }
   if (check_cpus_memory (cfg, msg) < 0 || check_payload (cfg, msg) < 0)
     return -1;
-  return check_devices (cfg, msg);
+  return check_devices (cfg, restoring, msg);
 }
 
 int

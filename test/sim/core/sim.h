@@ -205,7 +205,7 @@ void sim_vm_teardown (struct sim *s);
 const char *sim_vm_state_name (enum sim_vm_state st);
 
 /* Validation of a VmConfig / NetConfig body (config.c). */
-int sim_config_validate (struct sim *s, struct json_object *cfg, char **msg);
+int sim_config_validate (struct json_object *cfg, bool restoring, char **msg);
 int sim_netconfig_validate (struct json_object *cfg, char **msg);
 
 /* Vsock and the guest's services (vsock.c). */

@@ -229,7 +229,7 @@ sim_vm_create (struct sim *s, struct json_object *cfg, char **msg, enum sim_err 
 
   if (s->state != SIM_VM_NONE)
     FAIL (SIM_E_CONFLICT, "VM is already created");
-  r = sim_config_validate (s, cfg, msg);
+  r = sim_config_validate (cfg, false, msg);
   if (r < 0)
     {
       *cls = r == -2 ? SIM_E_CONFLICT : SIM_E_INVALID;
@@ -688,7 +688,7 @@ restore_load (struct sim *s, struct restore_req *r, int *fds, char **msg)
       ate_error_release (&err);
       return -1;
     }
-  if (sim_config_validate (s, cfg, msg) < 0)
+  if (sim_config_validate (cfg, true, msg) < 0)
     return -1;
   json_object_object_get_ex (cfg, "memory", &mem);
   json_object_object_get_ex (mem, "size", &sz);
