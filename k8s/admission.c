@@ -195,9 +195,10 @@ classify (struct json_object *root, enum admission_kind *out_kind, char **path, 
   if (!ours_group || strcmp (slash + 1, ATE_VERSION) != 0)
     {
       *path = xstrdup ("apiVersion");
-      *message = xasprintf ("Unsupported value: \"%s\": no matches for kind \"%s\" in version "
-                            "\"%s\" (%s is served as " ATE_ADMISSION_API_VERSION ")",
-                            api, kind, api, k != ADMISSION_KIND_INVALID ? kind : "ate.dev");
+      *message
+          = xasprintf ("Unsupported value: \"%s\": no matches for kind \"%s\" in version "
+                       "\"%s\" (the ate.dev kinds are served as " ATE_ADMISSION_API_VERSION ")",
+                       api, kind, api);
       return true;
     }
   if (k == ADMISSION_KIND_INVALID)

@@ -2,7 +2,8 @@
 /*
  * What the apiserver accepts but the platform later fails on:
  *
- * - cross-object: a WorkerPool naming a SandboxConfig of another class
+ * - cross-object: the same object twice, a WorkerPool naming a
+ *   SandboxConfig of another class
  *   (ateapi fails every Run of the pool), two default SandboxConfigs of one
  *   class (ateapi refuses to choose), an ActorTemplate whose workerSelector
  *   only matches pools of another class (no actor of it can be scheduled).
@@ -24,13 +25,21 @@ ns_or_default (const struct admission_object *o)
   return o->ns ? o->ns : "default";
 }
 
+/* The object of that kind and name, from the same file if it has one (files
+ * of one call may be alternatives defining the same object). */
 static const struct admission_object *
-find_object (const struct ate_admission_set *set, enum admission_kind kind, const char *name)
+find_object (const struct ate_admission_set *set, enum admission_kind kind, const char *name,
+             const char *prefer_source)
 {
+  const struct admission_object *first = NULL;
   for (size_t i = 0; i < set->n; i++)
     if (set->objs[i].kind == kind && strcmp (set->objs[i].name, name) == 0)
-      return &set->objs[i];
-  return NULL;
+      {
+        if (strcmp (set->objs[i].source, prefer_source) == 0)
+          return &set->objs[i];
+        first = first ? first : &set->objs[i];
+      }
+  return first;
 }
 
 static void
@@ -43,7 +52,7 @@ check_pool_config (struct ate_admission_report *r, const struct ate_admission_se
 
   if (cfg_name == NULL || *cfg_name == '\0')
     return;
-  cfg = find_object (set, ADMISSION_KIND_SANDBOXCONFIG, cfg_name);
+  cfg = find_object (set, ADMISSION_KIND_SANDBOXCONFIG, cfg_name, pool->source);
   if (cfg == NULL || strcmp (admission_object_class (cfg), admission_object_class (pool)) == 0)
     return;
   admission_report_add (r, pool, ATE_ADMISSION_ORIGIN_CROSS, "spec.sandboxConfigName", NULL,
@@ -111,11 +120,42 @@ check_template_pools (struct ate_admission_report *r, const struct ate_admission
                           ns_or_default (other), other->name, admission_object_class (other), cls);
 }
 
+/* The same object twice in one file: kubectl applies the last one over the
+ * first, so one of them never takes effect (usually two overlays were
+ * concatenated).  In different files the same object is an alternative
+ * (validating the kind and the gke overlay in one call), not an error. */
+static void
+check_duplicates (struct ate_admission_report *r, const struct ate_admission_set *set)
+{
+  for (size_t i = 0; i < set->n; i++)
+    {
+      const struct admission_object *a = &set->objs[i];
+      if (a->kind == ADMISSION_KIND_INVALID || a->name[0] == '#')
+        continue;
+      for (size_t j = 0; j < i; j++)
+        {
+          const struct admission_object *b = &set->objs[j];
+          bool cluster_scoped = a->kind == ADMISSION_KIND_SANDBOXCONFIG;
+          if (b->kind != a->kind || strcmp (b->name, a->name) != 0
+              || strcmp (b->source, a->source) != 0
+              || (!cluster_scoped && strcmp (ns_or_default (a), ns_or_default (b)) != 0))
+            continue;
+          admission_report_add (r, a, ATE_ADMISSION_ORIGIN_CROSS, "metadata.name", NULL,
+                                "Duplicate value: \"%s\": the input already defines %s %s%s%s "
+                                "(%s, document %u); only the last one would take effect",
+                                a->name, a->kind_name, cluster_scoped ? "" : ns_or_default (a),
+                                cluster_scoped ? "" : "/", a->name, b->source, b->doc);
+          break;
+        }
+    }
+}
+
 void
 admission_cross_check (struct ate_admission_report *r, const struct ate_admission_set *set,
                        unsigned flags)
 {
   (void) flags;
+  check_duplicates (r, set);
   check_defaults (r, set);
   for (size_t i = 0; i < set->n; i++)
     {

@@ -9,6 +9,7 @@
 #include "util/util.h"
 
 /* Values longer than this are cut in messages (a peer can send 1 MiB). */
+#define ADMISSION_MAX_VIOLATIONS 10000
 #define QUOTE_MAX 120
 
 struct ate_admission_report
@@ -28,12 +29,6 @@ void
 admission_report_set_objects (struct ate_admission_report *r, size_t n)
 {
   r->objects = n;
-}
-
-static bool
-str_eq_null (const char *a, const char *b)
-{
-  return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp (a, b) == 0);
 }
 
 void
@@ -58,13 +53,18 @@ admission_report_vadd (struct ate_admission_report *r, const struct admission_ob
   if (vasprintf (&msg, fmt, ap) < 0)
     ate_oom ();
 
-  /* Two rules may reach the same conclusion (e.g. a pool checked from both
-   * ends of a reference); say it once. */
-  for (size_t i = 0; i < r->n; i++)
-    if (strcmp (r->v[i].source, o->source) == 0 && strcmp (r->v[i].kind, o->kind_name) == 0
-        && strcmp (r->v[i].name, o->name) == 0 && str_eq_null (r->v[i].namespace, o->ns)
-        && strcmp (r->v[i].path, path) == 0 && strcmp (r->v[i].message, msg) == 0)
-      return;
+  /* A hostile file can hold hundreds of thousands of broken values; keep
+   * the report (and the output) bounded and say that it was cut. */
+  if (r->n > ADMISSION_MAX_VIOLATIONS)
+    return;
+  if (r->n == ADMISSION_MAX_VIOLATIONS)
+    {
+      free (msg);
+      msg = xasprintf ("further violations are not reported (limit of %d reached)",
+                       ADMISSION_MAX_VIOLATIONS);
+      path = "";
+      detail = NULL;
+    }
 
   if (r->n == r->cap)
     {

@@ -558,6 +558,33 @@ test_report_format_and_json (void **state)
   ate_admission_set_free (set);
 }
 
+/* Many broken values: the report stops at its limit and says so. */
+static void
+test_report_limit (void **state)
+{
+  size_t cap = 1u << 20, used;
+  char *text = xmalloc (cap);
+  struct ate_admission_set *set = ate_admission_set_new ();
+  struct ate_admission_report *r = NULL;
+  const struct ate_admission_violation *last;
+  cleanup_error struct ate_error *err = NULL;
+  (void) state;
+
+  used = (size_t) snprintf (text, cap,
+                            "apiVersion: ate.dev/v1alpha1\nkind: SandboxConfig\n"
+                            "metadata: {name: many}\nspec:\n  assets:\n");
+  for (int i = 0; i < 10050; i++)
+    used += (size_t) snprintf (text + used, cap - used, "    a%d: {}\n", i);
+  assert_int_equal (ate_admission_set_add_yaml (set, "many", text, used, NULL, &err), 0);
+  assert_int_equal (ate_admission_validate (set, NULL, 0, &r, &err), 0);
+  assert_int_equal (ate_admission_report_count (r), 10001);
+  last = ate_admission_report_get (r, 10000);
+  assert_non_null (strstr (last->message, "further violations are not reported"));
+  ate_admission_report_free (r);
+  ate_admission_set_free (set);
+  free (text);
+}
+
 int
 main (void)
 {
@@ -573,6 +600,7 @@ main (void)
     cmocka_unit_test (test_pod_shape_by_class),
     cmocka_unit_test (test_render_errors),
     cmocka_unit_test (test_report_format_and_json),
+    cmocka_unit_test (test_report_limit),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -134,6 +134,16 @@ def test_cross_file_and_flags(tmp):
     check(rc == 1 and 'SandboxConfig "gv" has class "gvisor" but WorkerPool default/p is class '
           '"microvm"' in out, "files of one invocation are one input")
 
+    # The same object in two files: alternatives (two overlays), not an error;
+    # twice in one file is.
+    alt = write(tmp, "alt.yaml", sandboxconfig("gv", "gvisor", ["runsc"]))
+    rc, out, _ = run("validate", cfg, alt)
+    check(rc == 0, "the same object in two files is not a duplicate (%r)" % out)
+    both = write(tmp, "both.yaml", sandboxconfig("gv", "gvisor", ["runsc"]) + "---\n"
+                 + sandboxconfig("gv", "gvisor", ["runsc"]))
+    rc, out, _ = run("validate", both)
+    check(rc == 1 and "Duplicate value" in out, "the same object twice in one file")
+
     pr = write(tmp, "pr.yaml", sandboxconfig("m", "microvm", ["cloud-hypervisor", "kata-kernel",
                                                                "kata-image", "kata-config"]))
     rc, _, _ = run("validate", pr)
