@@ -5,9 +5,10 @@
  * container on the shared hostPath /var/lib/ateom-gvisor, plus for the
  * microvm class the /dev/kvm device and the ate.dev/sandboxClass=microvm
  * node selector and toleration.  Fields appear in the order of the Go API
- * structs; maps (node selector, resource lists) with sorted keys, as Go
- * marshals them.  The controller always sends priorityClassName, affinity
- * and resources, empty when the pool's template leaves them out; so do we.
+ * structs (but apiVersion before kind, as manifests write them); maps (node
+ * selector, resource lists) with sorted keys, as Go marshals them.  The
+ * controller always sends priorityClassName, affinity and resources, empty
+ * when the pool's template leaves them out; so do we.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
