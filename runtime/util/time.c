@@ -94,7 +94,7 @@ format_time (int64_t wall_ns, char *buf, int digits, int trim)
   time_t sec = (time_t) (wall_ns / ATE_NSEC_PER_SEC);
   long nsec = (long) (wall_ns % ATE_NSEC_PER_SEC);
   struct tm tm;
-  char frac[16] = "";
+  char frac[32] = "";
   char zone[40];
   size_t n;
 
@@ -103,10 +103,11 @@ format_time (int64_t wall_ns, char *buf, int digits, int trim)
 
   if (digits > 0)
     {
-      long div = 1;
-      for (int i = digits; i < 9; i++)
-        div *= 10;
-      snprintf (frac, sizeof (frac), ".%0*ld", digits, nsec / div);
+      char nine[24];
+      snprintf (nine, sizeof (nine), "%09ld", nsec % 1000000000L);
+      frac[0] = '.';
+      memcpy (frac + 1, nine, (size_t) digits);
+      frac[digits + 1] = '\0';
       if (trim)
         {
           size_t l = strlen (frac);

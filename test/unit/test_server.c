@@ -120,7 +120,7 @@ builder_init (struct req_builder *b, size_t n_containers)
 {
   Ateom__RunWorkloadRequest m = ATEOM__RUN_WORKLOAD_REQUEST__INIT;
   Ateom__WorkloadSpec s = ATEOM__WORKLOAD_SPEC__INIT;
-  static char names[30][8];
+  static char names[30][24];
   b->m = m;
   b->spec = s;
   for (size_t i = 0; i < n_containers; i++)
