@@ -65,9 +65,11 @@ tail_append (struct ch_vmm *v, const char *buf, size_t n)
 static void
 log_output (struct ch_vmm *v, const char *buf, size_t n)
 {
-  cleanup_free char *s = xstrndup (buf, n);
+  cleanup_free char *s = xmalloc (n + 1);
   char pid[24];
 
+  memcpy (s, buf, n); /* buf is not NUL-terminated */
+  s[n] = '\0';
   tail_append (v, buf, n);
   snprintf (pid, sizeof (pid), "%d", (int) v->pid);
   ate_log (ATE_LOG_INFO, "cloud-hypervisor", "out", s, "pid", pid, NULL);
