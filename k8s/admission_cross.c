@@ -19,6 +19,9 @@
 #include "k8s/admission_internal.h"
 #include "util/util.h"
 
+/* ActorTemplate x WorkerPool selector evaluations per input (about 0.3 s). */
+#define ADMISSION_MAX_SELECTOR_PAIRS 1000000
+
 static const char *
 ns_or_default (const struct admission_object *o)
 {
@@ -62,31 +65,39 @@ check_pool_config (struct ate_admission_report *r, const struct ate_admission_se
                         admission_object_class (pool));
 }
 
+static bool
+is_default_config (const struct admission_object *o)
+{
+  struct json_object *d = admission_get (admission_get (o->root, "spec"), "default");
+  return o->kind == ADMISSION_KIND_SANDBOXCONFIG && json_object_is_type (d, json_type_boolean)
+         && json_object_get_boolean (d);
+}
+
+/* One pass: the first default of each class, and every other one (of
+ * another name) reported against it. */
 static void
 check_defaults (struct ate_admission_report *r, const struct ate_admission_set *set)
 {
+  static const char *const classes[] = { ATE_ADMISSION_CLASS_GVISOR, ATE_ADMISSION_CLASS_MICROVM };
+  const struct admission_object *first[ATE_N_ELEMENTS (classes)] = { NULL };
+
   for (size_t i = 0; i < set->n; i++)
     {
       const struct admission_object *a = &set->objs[i];
-      struct json_object *d = admission_get (admission_get (a->root, "spec"), "default");
-      if (a->kind != ADMISSION_KIND_SANDBOXCONFIG || !json_object_is_type (d, json_type_boolean)
-          || !json_object_get_boolean (d))
+      if (!is_default_config (a))
         continue;
-      for (size_t j = 0; j < i; j++)
+      for (size_t c = 0; c < ATE_N_ELEMENTS (classes); c++)
         {
-          const struct admission_object *b = &set->objs[j];
-          struct json_object *bd = admission_get (admission_get (b->root, "spec"), "default");
-          if (b->kind == ADMISSION_KIND_SANDBOXCONFIG && strcmp (b->name, a->name) != 0
-              && json_object_is_type (bd, json_type_boolean) && json_object_get_boolean (bd)
-              && strcmp (admission_object_class (a), admission_object_class (b)) == 0)
-            {
-              admission_report_add (r, a, ATE_ADMISSION_ORIGIN_CROSS, "spec.default", NULL,
-                                    "multiple default SandboxConfigs for class \"%s\" (\"%s\" "
-                                    "and \"%s\"); WorkerPools without sandboxConfigName cannot "
-                                    "resolve their assets",
-                                    admission_object_class (a), b->name, a->name);
-              break;
-            }
+          if (strcmp (admission_object_class (a), classes[c]) != 0)
+            continue;
+          if (first[c] == NULL)
+            first[c] = a;
+          else if (strcmp (first[c]->name, a->name) != 0)
+            admission_report_add (r, a, ATE_ADMISSION_ORIGIN_CROSS, "spec.default", NULL,
+                                  "multiple default SandboxConfigs for class \"%s\" (\"%s\" "
+                                  "and \"%s\"); WorkerPools without sandboxConfigName cannot "
+                                  "resolve their assets",
+                                  classes[c], first[c]->name, a->name);
         }
     }
 }
@@ -154,6 +165,9 @@ void
 admission_cross_check (struct ate_admission_report *r, const struct ate_admission_set *set,
                        unsigned flags)
 {
+  size_t templates = 0, pools = 0;
+  const struct admission_object *first_template = NULL;
+
   (void) flags;
   check_duplicates (r, set);
   check_defaults (r, set);
@@ -161,10 +175,30 @@ admission_cross_check (struct ate_admission_report *r, const struct ate_admissio
     {
       const struct admission_object *o = &set->objs[i];
       if (o->kind == ADMISSION_KIND_WORKERPOOL)
-        check_pool_config (r, set, o);
+        {
+          pools++;
+          check_pool_config (r, set, o);
+        }
       else if (o->kind == ADMISSION_KIND_ACTORTEMPLATE)
-        check_template_pools (r, set, o);
+        {
+          templates++;
+          first_template = first_template ? first_template : o;
+        }
     }
+  /* Every template is matched against every pool; keep a hostile input from
+   * turning that into minutes, and say so rather than skip it silently. */
+  if (templates * pools > ADMISSION_MAX_SELECTOR_PAIRS)
+    {
+      admission_report_add (r, first_template, ATE_ADMISSION_ORIGIN_CROSS, "spec.workerSelector",
+                            NULL,
+                            "not checked: %zu ActorTemplates x %zu WorkerPools exceed the %d "
+                            "pairs this check examines; validate fewer objects at once",
+                            templates, pools, ADMISSION_MAX_SELECTOR_PAIRS);
+      return;
+    }
+  for (size_t i = 0; i < set->n; i++)
+    if (set->objs[i].kind == ADMISSION_KIND_ACTORTEMPLATE)
+      check_template_pools (r, set, &set->objs[i]);
 }
 
 /* ---- Controller-level checks ---------------------------------------------------- */

@@ -585,6 +585,40 @@ test_report_limit (void **state)
   free (text);
 }
 
+/* Templates x pools beyond the bound: one violation says the check was
+ * not done (instead of minutes of work or a silent skip). */
+static void
+test_selector_pair_limit (void **state)
+{
+  size_t cap = 1u << 20, used = 0;
+  char *text = xmalloc (cap);
+  struct ate_admission_set *set = ate_admission_set_new ();
+  struct ate_admission_report *r = NULL;
+  cleanup_error struct ate_error *err = NULL;
+  size_t hits = 0;
+  (void) state;
+
+  for (int i = 0; i < 1001; i++)
+    used += (size_t) snprintf (text + used, cap - used,
+                               "---\napiVersion: ate.dev/v1alpha1\nkind: WorkerPool\n"
+                               "metadata: {name: p%d}\nspec: {replicas: 1, ateomImage: x}\n"
+                               "---\napiVersion: ate.dev/v1alpha1\nkind: ActorTemplate\n"
+                               "metadata: {name: t%d}\nspec: {pauseImage: p@x, "
+                               "snapshotsConfig: {location: l}}\n",
+                               i, i);
+  assert_true (used < cap);
+  assert_int_equal (ate_admission_set_add_yaml (set, "pairs", text, used, NULL, &err), 0);
+  assert_int_equal (ate_admission_validate (set, NULL, 0, &r, &err), 0);
+  for (size_t i = 0; i < ate_admission_report_count (r); i++)
+    hits += strstr (ate_admission_report_get (r, i)->message, "not checked: 1001 ActorTemplates")
+            != NULL;
+  assert_int_equal (hits, 1);
+  assert_int_equal (ate_admission_report_count (r), 1);
+  ate_admission_report_free (r);
+  ate_admission_set_free (set);
+  free (text);
+}
+
 int
 main (void)
 {
@@ -601,6 +635,7 @@ main (void)
     cmocka_unit_test (test_render_errors),
     cmocka_unit_test (test_report_format_and_json),
     cmocka_unit_test (test_report_limit),
+    cmocka_unit_test (test_selector_pair_limit),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
