@@ -31,6 +31,7 @@ packages=(
   valgrind clang libclang-rt-14-dev hyperfine shellcheck yamllint
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc
+  golang-github-klauspost-compress-dev
   python3 python3-grpcio python3-protobuf python3-yaml
 )
 # A node/npm that did not come from Debian (with its own npm) must not be
