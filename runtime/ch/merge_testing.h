@@ -15,9 +15,8 @@ enum ch_merge_crash_point
   CH_OVERLAY_CRASH_AFTER_FIRST_EXTENT, /* overlay work file torn */
 };
 
-/* When the merge reaches `point`, the process exits at once with status
- * 86 (as a crash would: no cleanup, nothing flushed by us).  Call in a
- * forked child. */
+/* When the merge reaches `point`, the process kills itself with SIGKILL
+ * (a crash: no cleanup, nothing flushed by us).  Call in a forked child. */
 void ch_merge_test_crash_at (enum ch_merge_crash_point point);
 
 /* Make the rename of base fail with EXDEV (exercises the overlay fallback

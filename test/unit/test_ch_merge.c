@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,8 +284,7 @@ crash_and_recover (enum ch_merge_crash_point point, bool overlay)
       _exit (0); /* not reached when the crash point fires */
     }
   assert_int_equal (waitpid (pid, &status, 0), pid);
-  assert_true (WIFEXITED (status));
-  assert_int_equal (WEXITSTATUS (status), 86);
+  assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
 
   /* Invariant after the crash: the old complete base is either at base or
    * at the work file, and delta holds the delta or nothing -- never a
@@ -365,7 +365,7 @@ test_retry_via_merge_call (void **state)
       _exit (0);
     }
   assert_int_equal (waitpid (pid, &status, 0), pid);
-  assert_int_equal (WEXITSTATUS (status), 86);
+  assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
   assert_int_equal (ch_merge_delta_into_base (base, delta, &err), 0);
   expect_merged (delta);
 }

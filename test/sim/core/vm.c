@@ -145,7 +145,11 @@ net_adopt_fds (struct sim_net_dev *nd, int *fds, size_t nfds, char **msg)
   nd->vnet = xcalloc (nfds + 1, sizeof (bool));
   for (size_t i = 0; i < nfds; i++)
     if (sim_tap_adopt (fds[i], &nd->vnet[i], msg) < 0)
-      return -1;
+      {
+        free (nd->vnet);
+        nd->vnet = NULL;
+        return -1;
+      }
   nd->fds = xcalloc (nfds + 1, sizeof (int));
   memcpy (nd->fds, fds, nfds * sizeof (int));
   nd->nfds = nfds;
@@ -306,7 +310,6 @@ sim_vm_add_net (struct sim *s, struct json_object *req, int *fds, size_t nfds, c
     }
   if (net_adopt_fds (&nd, fds, nfds, msg) < 0)
     {
-      free (nd.vnet);
       *cls = SIM_E_INVALID;
       return -1;
     }
