@@ -337,9 +337,14 @@ parse_head (const char *buf, size_t head_len, struct request *r, size_t *cl, con
   char version[16];
   int n = 0;
 
+  char line[HEAD_MAX + 1];
+
   eol = memmem (p, (size_t) (end - p) + 2, "\r\n", 2);
-  if (sscanf (p, "%7[A-Z] %255[^ \r\n] %15[^\r\n]%n", r->method, r->path, version, &n) != 3
-      || p + n != eol || strncmp (version, "HTTP/1.", 7) != 0)
+  /* sscanf needs a terminated string; the connection buffer is not one. */
+  memcpy (line, p, (size_t) (eol - p));
+  line[eol - p] = '\0';
+  if (sscanf (line, "%7[A-Z] %255[^ \r\n] %15[^\r\n]%n", r->method, r->path, version, &n) != 3
+      || line + n != line + (eol - p) || strncmp (version, "HTTP/1.", 7) != 0)
     return *err = "malformed request line", -1;
   r->headers = json_object_new_array ();
   *cl = 0;
