@@ -171,22 +171,40 @@ register_call (struct ttrpc_client *c, struct ttrpc_call *call, struct ate_error
   return r;
 }
 
+/* Take the next stream id and put the request on the wire under the write
+ * lock: ids must reach the agent in increasing order (it rejects a stream
+ * id lower than one it has seen), so numbering and sending are one step. */
 static int
-send_frame (struct ttrpc_client *c, const uint8_t *frame, size_t len,
-            ate_deadline_t deadline, struct ate_error **err)
+register_and_send (struct ttrpc_client *c, struct ttrpc_call *call, const char *service,
+                   const char *method, const ProtobufCMessage *req, ate_deadline_t deadline,
+                   struct ate_error **err)
 {
+  cleanup_free uint8_t *frame = NULL;
+  size_t frame_len = 0;
   int r;
 
   pthread_mutex_lock (&c->write_lock);
-  r = kata_io_write_full (c->fd, frame, len, deadline, err);
-  pthread_mutex_unlock (&c->write_lock);
-  if (r < 0)
+  r = register_call (c, call, err);
+  if (r == 0)
     {
-      /* A partly written frame desynchronises the stream for everyone. */
-      char *why = xasprintf ("connection lost: %s", (*err)->msg);
-      mark_dead (c, why);
-      free (why);
+      r = ttrpc_request_frame (call->stream_id, service, method, req,
+                               ttrpc_timeout_nano (deadline), &frame, &frame_len, err);
+      if (r == 0 && kata_io_write_full (c->fd, frame, frame_len, deadline, err) < 0)
+        {
+          /* A partly written frame desynchronises the stream for everyone. */
+          char *why = xasprintf ("connection lost: %s", (*err)->msg);
+          mark_dead (c, why);
+          free (why);
+          r = -1;
+        }
+      if (r < 0)
+        {
+          pthread_mutex_lock (&c->lock);
+          unlink_call_locked (c, call);
+          pthread_mutex_unlock (&c->lock);
+        }
     }
+  pthread_mutex_unlock (&c->write_lock);
   return r;
 }
 
@@ -227,8 +245,6 @@ ttrpc_client_call (struct ttrpc_client *c, const char *service, const char *meth
 {
   struct ttrpc_call call = { 0 };
   pthread_condattr_t ca;
-  cleanup_free uint8_t *frame = NULL;
-  size_t frame_len = 0;
   int r;
 
   pthread_condattr_init (&ca);
@@ -236,22 +252,9 @@ ttrpc_client_call (struct ttrpc_client *c, const char *service, const char *meth
   pthread_cond_init (&call.cond, &ca);
   pthread_condattr_destroy (&ca);
 
-  r = register_call (c, &call, err);
+  r = register_and_send (c, &call, service, method, req, deadline, err);
   if (r == 0)
-    {
-      r = ttrpc_request_frame (call.stream_id, service, method, req,
-                               ttrpc_timeout_nano (deadline), &frame, &frame_len, err);
-      if (r == 0)
-        r = send_frame (c, frame, frame_len, deadline, err);
-      if (r < 0)
-        {
-          pthread_mutex_lock (&c->lock);
-          unlink_call_locked (c, &call);
-          pthread_mutex_unlock (&c->lock);
-        }
-      else
-        r = wait_response (c, &call, deadline, err);
-    }
+    r = wait_response (c, &call, deadline, err);
   pthread_cond_destroy (&call.cond);
   if (r == 0)
     {

@@ -631,6 +631,75 @@ test_client_close_wakes_waiters (void **state)
   ttrpc_client_free (c);
 }
 
+/* Stream ids must reach the server in increasing order however many
+ * callers race (the agent rejects a lower id than one it has seen). */
+#define RACE_THREADS 16
+#define RACE_CALLS 30
+
+static bool race_in_order;
+
+static void
+script_check_order (struct fake_server *s)
+{
+  uint32_t last = 0;
+  race_in_order = true;
+  for (int i = 0; i < RACE_THREADS * RACE_CALLS; i++)
+    {
+      struct ttrpc_header h;
+      uint8_t *payload = NULL;
+      struct ate_error *err = NULL;
+      if (ttrpc_frame_read (s->fd, ate_deadline_in_ms (5000), &h, &payload, NULL, &err) < 0)
+        {
+          ate_error_free (err);
+          race_in_order = false;
+          return;
+        }
+      free (payload);
+      if (h.stream_id <= last)
+        race_in_order = false;
+      last = h.stream_id;
+      server_reply_data (s, h.stream_id, "ok");
+    }
+}
+
+static void *
+race_caller (void *arg)
+{
+  struct ttrpc_client *c = arg;
+  for (int i = 0; i < RACE_CALLS; i++)
+    {
+      struct caller k;
+      memset (&k, 0, sizeof (k));
+      k.c = c;
+      k.cid = "x";
+      k.deadline = ate_deadline_in_ms (10000);
+      caller_main (&k);
+      assert_null (k.err);
+      free (k.data);
+    }
+  return NULL;
+}
+
+static void
+test_client_ids_arrive_in_order (void **state)
+{
+  (void) state;
+  int fd;
+  struct fake_server *s = fake_server_start (script_check_order, &fd);
+  struct ttrpc_client *c = NULL;
+  struct ate_error *err = NULL;
+  pthread_t t[RACE_THREADS];
+
+  assert_int_equal (ttrpc_client_new (fd, &c, &err), 0);
+  for (int i = 0; i < RACE_THREADS; i++)
+    pthread_create (&t[i], NULL, race_caller, c);
+  for (int i = 0; i < RACE_THREADS; i++)
+    pthread_join (t[i], NULL);
+  fake_server_join (s);
+  assert_true (race_in_order);
+  ttrpc_client_free (c);
+}
+
 int
 main (void)
 {
@@ -647,6 +716,7 @@ main (void)
     cmocka_unit_test (test_client_oversized_frame_kills_connection),
     cmocka_unit_test (test_client_deadline),
     cmocka_unit_test (test_client_close_wakes_waiters),
+    cmocka_unit_test (test_client_ids_arrive_in_order),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
