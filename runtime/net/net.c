@@ -220,6 +220,9 @@ net_ctx_new (const struct net_config *cfg, struct net_ctx **out,
   struct net_ctx *ctx;
   bool created = false;
 
+  if (cfg == NULL)
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, EINVAL,
+                                "no network configuration");
   if (config_validate (cfg, err) < 0)
     return -1;
 

@@ -54,6 +54,7 @@ test_config_rejected (void **state)
   for (size_t i = 0; i < ATE_N_ELEMENTS (many); i++)
     many[i] = (uint16_t) (1000 + i);
 
+  expect_ctx_error (NULL, "no network configuration");
   expect_ctx_error (&(struct net_config){ .netns_name = NULL }, "namespace name");
   expect_ctx_error (&(struct net_config){ .netns_name = "" }, "namespace name");
   expect_ctx_error (&(struct net_config){ .netns_name = "a/b" }, "namespace name");
