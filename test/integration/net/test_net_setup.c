@@ -394,7 +394,6 @@ test_nft_existing_tables (void **state)
 {
   struct nt_pod *pod = *state;
   cleanup_free char *out = NULL;
-  cleanup_json struct json_object *table = NULL;
 
   nt_pod_new (pod, NULL);
   if (nt_cmd (pod->pod_fd, &out, "nft",
