@@ -599,8 +599,22 @@ struct tap_job
   bool built; /* the tap exists and the job has not removed it again */
 };
 
-/* Take down what a failed tap build left: the tap and every eth0 filter
- * that pointed at it (they would blackhole traffic). */
+/* Remove eth0's redirects to the tap (they would blackhole traffic) and,
+ * when none is left, its ingress qdisc, which the tap build added. */
+static int
+tap_unhook_eth0 (struct nl_sock *sk, int eth0_ifindex, int tap_ifindex,
+                 struct ate_error **err)
+{
+  unsigned int kept = 0;
+
+  if (eth0_ifindex <= 0)
+    return 0;
+  if (net_tc_prune_redirects (sk, eth0_ifindex, tap_ifindex, &kept, err) < 0)
+    return -1;
+  return kept == 0 ? net_tc_ingress_delete (sk, eth0_ifindex, err) : 0;
+}
+
+/* Take down what a failed tap build left: the tap and its hooks on eth0. */
 static void
 tap_rollback (struct nl_sock *sk, int eth0_ifindex, struct tap_job *j,
               int tap_ifindex, struct ate_error **err)
@@ -612,9 +626,7 @@ tap_rollback (struct nl_sock *sk, int eth0_ifindex, struct tap_job *j,
   /* Delete first: the kernel then reports redirects to the tap as going
    * to ifindex 0, which the prune removes along with those to tap_ifindex. */
   if (net_link_delete (sk, j->name, NULL, &step) == 0
-      && (eth0_ifindex <= 0
-          || net_tc_prune_redirects (sk, eth0_ifindex, tap_ifindex, NULL,
-                                     &step) == 0))
+      && tap_unhook_eth0 (sk, eth0_ifindex, tap_ifindex, &step) == 0)
     j->built = false;
   error_collect (err, &step, "and then, while removing the partial tap");
 }

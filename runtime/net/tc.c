@@ -137,21 +137,6 @@ net_tc_redirect_add (struct nl_sock *sk, int from_ifindex, int to_ifindex,
   return 0;
 }
 
-int
-net_tc_cross_connect (struct nl_sock *sk, int a_ifindex, int b_ifindex,
-                      struct ate_error **err)
-{
-  const int pairs[2][2] = { { a_ifindex, b_ifindex }, { b_ifindex, a_ifindex } };
-
-  for (size_t i = 0; i < ATE_N_ELEMENTS (pairs); i++)
-    {
-      if (net_tc_ingress_replace (sk, pairs[i][0], err) < 0
-          || net_tc_redirect_add (sk, pairs[i][0], pairs[i][1], err) < 0)
-        return -1;
-    }
-  return 0;
-}
-
 /* The mirred target of a u32 filter, or -1 when it has none. */
 static int
 cls_redirect_target (struct rtnl_cls *cls)
@@ -172,15 +157,15 @@ cls_redirect_target (struct rtnl_cls *cls)
 
 int
 net_tc_prune_redirects (struct nl_sock *sk, int ifindex, int target_ifindex,
-                        unsigned int *removed, struct ate_error **err)
+                        unsigned int *kept, struct ate_error **err)
 {
   cleanup_cache struct nl_cache *cache = NULL;
   struct nl_object *o;
   unsigned int n = 0;
   int r;
 
-  if (removed)
-    *removed = 0;
+  if (kept)
+    *kept = 0;
   r = rtnl_cls_alloc_cache (sk, ifindex, NET_TC_INGRESS_HANDLE, &cache);
   /* No ingress qdisc: no filters. */
   if (r == -NLE_INVAL || r == -NLE_OBJ_NOTFOUND || r == -NLE_NODEV)
@@ -192,15 +177,19 @@ net_tc_prune_redirects (struct nl_sock *sk, int ifindex, int target_ifindex,
       struct rtnl_cls *cls = (struct rtnl_cls *) o;
       int target = cls_redirect_target (cls);
 
-      if (target < 0 || (target != 0 && target != target_ifindex))
+      if (target < 0)
         continue;
+      if (target != 0 && target != target_ifindex)
+        {
+          n++;
+          continue;
+        }
       r = rtnl_cls_delete (sk, cls, 0);
       if (r < 0)
         return net_nl_error (err, r, "delete stale redirect filter of link %d",
                              ifindex);
-      n++;
     }
-  if (removed)
-    *removed = n;
+  if (kept)
+    *kept = n;
   return 0;
 }

@@ -30,15 +30,11 @@ int net_tc_ingress_delete (struct nl_sock *sk, int ifindex,
 int net_tc_redirect_add (struct nl_sock *sk, int from_ifindex, int to_ifindex,
                          struct ate_error **err);
 
-/* Ingress qdisc + redirect on a towards b and on b towards a. */
-int net_tc_cross_connect (struct nl_sock *sk, int a_ifindex, int b_ifindex,
-                          struct ate_error **err);
-
 /* Remove the ingress filters of ifindex whose mirred action redirects to
  * target_ifindex or to a device that no longer exists (the kernel reports
- * those as ifindex 0).  *removed (may be NULL) counts them. */
+ * those as ifindex 0).  *kept (may be NULL) counts the redirects left. */
 int net_tc_prune_redirects (struct nl_sock *sk, int ifindex,
-                            int target_ifindex, unsigned int *removed,
+                            int target_ifindex, unsigned int *kept,
                             struct ate_error **err);
 
 #endif

@@ -366,6 +366,26 @@ check_ingress_qdiscs (struct nl_sock *sk, int a, int b)
   assert_int_equal (seen_b, 1);
 }
 
+bool
+nc_has_ingress_qdisc (int ns_fd, const char *dev)
+{
+  struct nl_sock *sk = nt_nl (ns_fd);
+  struct nl_cache *cache = NULL;
+  struct nl_object *o;
+  struct nt_link l;
+  bool found = false;
+
+  assert_true (nt_link_get (ns_fd, dev, &l));
+  assert_int_equal (rtnl_qdisc_alloc_cache (sk, &cache), 0);
+  for (o = nl_cache_get_first (cache); o; o = nl_cache_get_next (o))
+    if (rtnl_tc_get_ifindex (TC_CAST (o)) == l.ifindex
+        && strcmp (rtnl_tc_get_kind (TC_CAST (o)), "ingress") == 0)
+      found = true;
+  nl_cache_free (cache);
+  nl_socket_free (sk);
+  return found;
+}
+
 /* What only `tc` shows: the terminal flag ("*flowid") and the key. */
 static void
 check_tc_text (int ns_fd, const char *dev, const char *peer)

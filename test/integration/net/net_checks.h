@@ -33,6 +33,9 @@ void nc_check_clean (struct nt_pod *pod);
  * and the ifindex the last one points to. */
 int nc_redirect_count (int ns_fd, const char *dev, int *target);
 
+/* Whether a link of ns has an ingress qdisc. */
+bool nc_has_ingress_qdisc (int ns_fd, const char *dev);
+
 /* ip_forward as seen from inside ns. */
 int nc_ip_forward (int ns_fd);
 

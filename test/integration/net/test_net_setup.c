@@ -360,6 +360,7 @@ test_tap_faults (void **state)
       expect_error (&err, cases[i].needle);
       assert_false (nt_link_get (interior, "tap0_kata", NULL));
       assert_int_equal (nc_redirect_count (interior, "eth0", NULL), 0);
+      assert_false (nc_has_ingress_qdisc (interior, "eth0"));
       assert_int_equal (nt_fd_count (), before);
       nc_check_actor_network (pod, NULL, 0, 0);
     }
