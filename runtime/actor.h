@@ -48,9 +48,16 @@ struct actor_request
 struct actor_runtime_config
 {
   struct ate_paths paths;
-  const char *ch_binary;     /* --cloud-hypervisor-binary */
-  const char *kata_config;   /* --kata-config */
-  bool kata_debug;           /* --kata-debug */
+  const char *ch_binary;           /* --cloud-hypervisor-binary */
+  const char *kata_config;         /* --kata-config */
+  bool kata_debug;                 /* --kata-debug */
+  const char *restore_memory_mode; /* --restore-memory-mode: auto, copy, ondemand */
+  const uint16_t *ingress_ports;   /* --ingress-ports (NULL: TCP 80) */
+  size_t n_ingress_ports;
+  bool ship_golden_disk;           /* --ship-golden-disk */
+  uint64_t rootfs_cache_max_bytes; /* --rootfs-cache-size (0: no image cache) */
+  const char *resolv_conf;         /* --resolv-conf (default /etc/resolv.conf) */
+  bool detect_gce;                 /* probe for GCE to pick the log label key */
 };
 
 int actor_runtime_new (const struct actor_runtime_config *cfg,

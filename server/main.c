@@ -129,10 +129,19 @@ main (int argc, char **argv)
   rcfg.paths.base = opts.base_path;
   rcfg.paths.run_dir = opts.run_dir;
   rcfg.paths.pod_uid = opts.pod_uid;
-  ate_paths_init_defaults (&rcfg.paths);
+  rcfg.paths.netns_dir = opts.netns_dir;
+  rcfg.paths.kata_run = opts.kata_run_dir;
   rcfg.ch_binary = opts.ch_binary;
   rcfg.kata_config = opts.kata_config;
   rcfg.kata_debug = opts.kata_debug;
+  rcfg.restore_memory_mode = opts.restore_memory_mode;
+  rcfg.ingress_ports = opts.ingress_ports;
+  rcfg.n_ingress_ports = opts.n_ingress_ports;
+  rcfg.ship_golden_disk = opts.ship_golden_disk;
+  rcfg.rootfs_cache_max_bytes = opts.rootfs_cache_size;
+  rcfg.resolv_conf = opts.resolv_conf;
+  rcfg.detect_gce = opts.detect_gce;
+  ate_paths_init_defaults (&rcfg.paths);
 
   ateom_dir = ate_path_ateom_dir (&rcfg.paths);
   socket_path = ate_path_ateom_socket (&rcfg.paths);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/error.h"
 #include "util/log.h"
@@ -54,6 +55,31 @@ static const struct flag_def flags[] = {
   { "shutdown-grace", FLAG_SECONDS, OPT (shutdown_grace_s), "SECONDS",
     "On SIGTERM/SIGINT, how long in-flight RPCs may run before they are\n"
     "cancelled (default 30)." },
+  { "restore-memory-mode", FLAG_STRING, OPT (restore_memory_mode), "MODE",
+    "How vm.restore fills guest memory: auto (default: by cloud-hypervisor\n"
+    "version: v51 Copy, v52 OnDemand, v53+ Copy), copy or ondemand." },
+  { "ingress-ports", FLAG_STRING, OPT (ingress_ports_text), "PORTS",
+    "Comma-separated TCP ports of the pod IP forwarded to the actor\n"
+    "(default 80; \"none\" for no ingress)." },
+  { "ship-golden-disk", FLAG_BOOL, OPT (ship_golden_disk), NULL,
+    "List the lineage's golden rootfs disk among a checkpoint's files\n"
+    "(golden-rootfs.ext4, sparse) so restores on other nodes reset to it\n"
+    "instead of rebuilding it from the image." },
+  { "rootfs-cache-size", FLAG_STRING, OPT (rootfs_cache_size_text), "SIZE",
+    "Bound of the rootfs image cache under <base-path>/rootfs-cache, e.g.\n"
+    "20GiB, 512MiB, 0 to disable (default 20GiB)." },
+  { "resolv-conf", FLAG_STRING, OPT (resolv_conf), "PATH",
+    "resolv.conf copied into every container rootfs for guest DNS\n"
+    "(default /etc/resolv.conf, the pod's)." },
+  { "detect-gce", FLAG_BOOL, OPT (detect_gce), NULL,
+    "Probe for GCE at start-up to label actor logs for Cloud Logging\n"
+    "(default true; GCE_METADATA_HOST set means GCE)." },
+  { "netns-dir", FLAG_STRING, OPT (netns_dir), "DIR",
+    "Where the interior network namespace is bind-mounted (default\n"
+    "/run/netns)." },
+  { "kata-run-dir", FLAG_STRING, OPT (kata_run_dir), "DIR",
+    "kata's runtime directory swept for stale sandbox state (default\n"
+    "/run/kata-containers)." },
   { "version", FLAG_BOOL, OPT (version), NULL, "Print the version and exit." },
   { "help", FLAG_BOOL, OPT (help), NULL, "Print this help and exit." },
 };
@@ -69,6 +95,13 @@ server_options_init (struct server_options *o)
   o->run_dir = xstrdup (ATE_DEFAULT_RUN_DIR);
   o->log_level = xstrdup ("info");
   o->shutdown_grace_s = 30;
+  o->restore_memory_mode = xstrdup ("auto");
+  o->ingress_ports_text = xstrdup ("80");
+  o->rootfs_cache_size_text = xstrdup ("20GiB");
+  o->resolv_conf = xstrdup ("/etc/resolv.conf");
+  o->detect_gce = true;
+  o->netns_dir = xstrdup (ATE_DEFAULT_NETNS_DIR);
+  o->kata_run_dir = xstrdup (ATE_DEFAULT_KATA_RUN_DIR);
 }
 
 void
@@ -80,6 +113,12 @@ server_options_free (struct server_options *o)
   free (o->base_path);
   free (o->run_dir);
   free (o->log_level);
+  free (o->restore_memory_mode);
+  free (o->ingress_ports_text);
+  free (o->rootfs_cache_size_text);
+  free (o->resolv_conf);
+  free (o->netns_dir);
+  free (o->kata_run_dir);
   memset (o, 0, sizeof (*o));
 }
 
@@ -190,9 +229,74 @@ server_options_parse (struct server_options *o, int argc, char *const argv[],
   return 0;
 }
 
-int
-server_options_validate (const struct server_options *o, struct ate_error **err)
+static int
+parse_ports (struct server_options *o, struct ate_error **err)
 {
+  cleanup_free char *copy = xstrdup (o->ingress_ports_text);
+  char *save = NULL;
+
+  o->n_ingress_ports = 0;
+  if (strcmp (copy, "none") == 0)
+    return 0;
+  for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    {
+      char *end = NULL;
+      errno = 0;
+      long p = strtol (tok, &end, 10);
+      if (errno || end == tok || *end != '\0' || p < 1 || p > 65535)
+        return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                    "--ingress-ports: \"%s\" is not a port 1..65535", tok);
+      for (size_t i = 0; i < o->n_ingress_ports; i++)
+        if (o->ingress_ports[i] == p)
+          return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                      "--ingress-ports: %ld is listed twice", p);
+      if (o->n_ingress_ports == ATE_N_ELEMENTS (o->ingress_ports))
+        return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                    "--ingress-ports: at most %zu ports",
+                                    ATE_N_ELEMENTS (o->ingress_ports));
+      o->ingress_ports[o->n_ingress_ports++] = (uint16_t) p;
+    }
+  if (o->n_ingress_ports == 0)
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                "--ingress-ports is empty (use \"none\" for no ingress)");
+  return 0;
+}
+
+/* "20GiB", "512MiB", "1G", "0", plain bytes. */
+static int
+parse_size (const char *flag, const char *text, uint64_t *out, struct ate_error **err)
+{
+  static const struct
+  {
+    const char *suffix;
+    uint64_t mult;
+  } units[] = { { "", 1 },           { "K", 1ULL << 10 },  { "KiB", 1ULL << 10 },
+                { "M", 1ULL << 20 }, { "MiB", 1ULL << 20 }, { "G", 1ULL << 30 },
+                { "GiB", 1ULL << 30 }, { "T", 1ULL << 40 }, { "TiB", 1ULL << 40 } };
+  char *end = NULL;
+  unsigned long long v;
+
+  errno = 0;
+  v = strtoull (text, &end, 10);
+  if (errno || end == text || text[0] == '-')
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0, "%s: bad size \"%s\"", flag,
+                                text);
+  for (size_t i = 0; i < ATE_N_ELEMENTS (units); i++)
+    if (strcmp (end, units[i].suffix) == 0)
+      {
+        if (v > UINT64_MAX / units[i].mult)
+          break;
+        *out = v * units[i].mult;
+        return 0;
+      }
+  return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                              "%s: bad size \"%s\" (want e.g. 20GiB, 512MiB, 0)", flag, text);
+}
+
+int
+server_options_validate (const struct server_options *o_const, struct ate_error **err)
+{
+  struct server_options *o = (struct server_options *) o_const;
   enum ate_log_level lvl;
   const char *p;
 
@@ -222,6 +326,19 @@ server_options_validate (const struct server_options *o, struct ate_error **err)
   if (ate_log_parse_level (o->log_level, &lvl) < 0)
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
                                 "--log-level \"%s\": want debug, info, warn or error", o->log_level);
+  if (strcasecmp (o->restore_memory_mode, "auto") != 0
+      && strcasecmp (o->restore_memory_mode, "copy") != 0
+      && strcasecmp (o->restore_memory_mode, "ondemand") != 0)
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                "--restore-memory-mode \"%s\": want auto, copy or ondemand",
+                                o->restore_memory_mode);
+  if (parse_ports (o, err) < 0
+      || parse_size ("--rootfs-cache-size", o->rootfs_cache_size_text, &o->rootfs_cache_size, err) < 0)
+    return -1;
+  if (ate_validate_abs_path ("--resolv-conf", o->resolv_conf, err) < 0
+      || ate_validate_abs_path ("--netns-dir", o->netns_dir, err) < 0
+      || ate_validate_abs_path ("--kata-run-dir", o->kata_run_dir, err) < 0)
+    return -1;
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #define ATE_SERVER_OPTIONS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct ate_error;
@@ -25,6 +26,17 @@ struct server_options
   char *run_dir;
   char *log_level;
   long shutdown_grace_s;
+  char *restore_memory_mode;
+  char *ingress_ports_text;
+  uint16_t ingress_ports[64];
+  size_t n_ingress_ports;
+  bool ship_golden_disk;
+  char *rootfs_cache_size_text;
+  uint64_t rootfs_cache_size;
+  char *resolv_conf;
+  bool detect_gce;
+  char *netns_dir;
+  char *kata_run_dir;
 };
 
 void server_options_init (struct server_options *o);

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "k8s/admission.h"
 #include "util/error.h"
 #include "util/util.h"
 #include "util/validate.h"
@@ -188,20 +189,15 @@ check_assets (enum rpc_kind kind, const struct request_fields *f, struct parsed_
 
   if (kind == RPC_RUN)
     {
-      const char *need[] = { "kata-kernel", "kata-image" };
-      char missing[64] = "";
-      for (size_t i = 0; i < ATE_N_ELEMENTS (need); i++)
-        if (actor_request_asset (&out->req, need[i]) == NULL)
-          {
-            if (missing[0])
-              strcat (missing, ", ");
-            strcat (missing, need[i]);
-          }
-      if (missing[0])
-        return invalid (err,
-                        "runtime_asset_paths is missing %s (a microvm SandboxConfig must "
-                        "define cloud-hypervisor, kata-kernel, kata-image and kata-config)",
-                        missing);
+      /* The SandboxConfig admission rules name what a microvm needs; the
+       * server falls back to its flags for cloud-hypervisor and kata-config. */
+      cleanup_free const char **names = xcalloc (f->n_assets + 1, sizeof (*names));
+      for (size_t i = 0; i < f->n_assets; i++)
+        names[i] = out->assets[i].name;
+      if (ate_admission_check_runtime_assets ("microvm", names, f->n_assets,
+                                              ATE_ADMISSION_SERVER_FALLBACKS, err)
+          < 0)
+        return -1;
     }
   return 0;
 }

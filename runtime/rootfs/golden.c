@@ -23,13 +23,13 @@
 #include "util/util.h"
 #include "util/validate.h"
 
-#define LINEAGE_KEY_MAX (63 + 1 + 253 + 1 + 63)
+#define LINEAGE_KEY_MAX (63 + 1 + 253 + 1 + 63 + 1 + 63)
 
 int
 rootfs_lineage_key_validate (const char *key, struct ate_error **err)
 {
   cleanup_free char *copy = NULL;
-  char *tmpl, *id;
+  char *tmpl, *id, *ctr;
 
   if (key == NULL || *key == '\0')
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0, "lineage key is required");
@@ -38,15 +38,20 @@ rootfs_lineage_key_validate (const char *key, struct ate_error **err)
   copy = xstrdup (key);
   tmpl = strchr (copy, ':');
   id = tmpl ? strchr (tmpl + 1, ':') : NULL;
-  if (tmpl == NULL || id == NULL || strchr (id + 1, ':') != NULL)
+  ctr = id ? strchr (id + 1, ':') : NULL;
+  if (tmpl == NULL || id == NULL || (ctr && strchr (ctr + 1, ':') != NULL))
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
-                                "lineage key \"%s\" is not <namespace>:<template>:<base-id>",
+                                "lineage key \"%s\" is not "
+                                "<namespace>:<template>:<base-id>[:<container>]",
                                 key);
   *tmpl++ = '\0';
   *id++ = '\0';
+  if (ctr)
+    *ctr++ = '\0';
   if (ate_validate_label ("lineage namespace", copy, err) < 0
       || ate_validate_subdomain ("lineage template", tmpl, err) < 0
-      || ate_validate_label ("lineage base id", id, err) < 0)
+      || ate_validate_label ("lineage base id", id, err) < 0
+      || (ctr && ate_validate_label ("lineage container", ctr, err) < 0))
     return -1;
   return 0;
 }
@@ -90,9 +95,10 @@ open_image (const char *path, struct ate_error **err)
   return steal_fd (&fd);
 }
 
-/* Copy src (an open image) to a new template at `path` unless it exists. */
+/* Copy src (an open image) to a new template at `path` unless it exists
+ * (or over it when replace). */
 static int
-install_template (int src, const char *path, struct ate_error **err)
+install_template (int src, const char *path, bool replace, struct ate_error **err)
 {
   cleanup_free char *tmp = NULL;
   cleanup_close int fd = -1;
@@ -108,7 +114,10 @@ install_template (int src, const char *path, struct ate_error **err)
       unlink (tmp);
       return -1;
     }
-  r = rootfs_temp_install_new (fd, tmp, path, err);
+  if (replace)
+    r = rootfs_temp_install (fd, tmp, path, err) < 0 ? -1 : 1;
+  else
+    r = rootfs_temp_install_new (fd, tmp, path, err);
   if (r < 0)
     unlink (tmp);
   if (r == 1)
@@ -119,7 +128,7 @@ install_template (int src, const char *path, struct ate_error **err)
 
 static int
 save_from (struct rootfs_manager *mgr, const char *key, const char *file, const char *what,
-           struct ate_error **err)
+           bool replace, struct ate_error **err)
 {
   cleanup_free char *path = NULL;
   cleanup_close int src = -1;
@@ -128,14 +137,14 @@ save_from (struct rootfs_manager *mgr, const char *key, const char *file, const 
   if (rootfs_lineage_key_validate (key, err) < 0)
     return -1;
   path = rootfs_golden_path (mgr, key);
-  if (ate_is_regular_file (path))
+  if (!replace && ate_is_regular_file (path))
     return 0;
   if (ate_mkdir_p (mgr->golden_dir, 0700, err) < 0)
     return ate_error_wrap (err, "%s golden template %s", what, key);
   src = open_image (file, err);
   if (src < 0)
     return ate_error_wrap (err, "%s golden template %s", what, key);
-  r = install_template (src, path, err);
+  r = install_template (src, path, replace, err);
   if (r < 0)
     return ate_error_wrap (err, "%s golden template %s", what, key);
   return r;
@@ -145,7 +154,14 @@ int
 rootfs_golden_save (struct rootfs_manager *mgr, const char *key, const char *disk_path,
                     struct ate_error **err)
 {
-  return save_from (mgr, key, disk_path, "save", err);
+  return save_from (mgr, key, disk_path, "save", false, err);
+}
+
+int
+rootfs_golden_save_ex (struct rootfs_manager *mgr, const char *key, const char *disk_path,
+                       bool replace, struct ate_error **err)
+{
+  return save_from (mgr, key, disk_path, "save", replace, err);
 }
 
 int
@@ -154,7 +170,7 @@ rootfs_golden_import (struct rootfs_manager *mgr, const char *key, const char *f
 {
   /* A copy, not a link: the restore directory belongs to atelet, which may
    * rewrite its files in place on the next download. */
-  return save_from (mgr, key, file, "import", err);
+  return save_from (mgr, key, file, "import", false, err);
 }
 
 static bool
@@ -225,6 +241,13 @@ int
 rootfs_golden_link_into (struct rootfs_manager *mgr, const char *key, const char *dir,
                          struct ate_error **err)
 {
+  return rootfs_golden_link_as (mgr, key, dir, ROOTFS_GOLDEN_FILE_NAME, err);
+}
+
+int
+rootfs_golden_link_as (struct rootfs_manager *mgr, const char *key, const char *dir,
+                       const char *name, struct ate_error **err)
+{
   cleanup_free char *src = NULL;
   cleanup_free char *dst = NULL;
   int r;
@@ -235,7 +258,11 @@ rootfs_golden_link_into (struct rootfs_manager *mgr, const char *key, const char
   if (!ate_is_regular_file (src))
     return ate_error_make_code (err, ATE_CODE_NOT_FOUND, ENOENT,
                                 "no golden template for lineage %s", key);
-  dst = ate_path_join (dir, ROOTFS_GOLDEN_FILE_NAME);
+  if (name == NULL || *name == '\0' || strchr (name, '/') || strcmp (name, "..") == 0
+      || strcmp (name, ".") == 0)
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
+                                "bad golden template file name \"%s\"", name ? name : "");
+  dst = ate_path_join (dir, name);
   r = link_template (src, dst, err);
   if (r == 1)
     r = copy_template (src, dst, err);

@@ -135,8 +135,9 @@ int rootfs_disk_rebuild_ex (struct rootfs_manager *mgr, const char *bundle_rootf
  * and the name a template has in a checkpoint's files. */
 #define ROOTFS_GOLDEN_FILE_NAME "golden-rootfs.ext4"
 
-/* "<ns>:<tmpl>:<base-id>": ns and base-id DNS-1123 labels, tmpl a DNS-1123
- * subdomain.  INVALID_ARGUMENT otherwise. */
+/* "<ns>:<tmpl>:<base-id>[:<container>]": ns, base-id and container DNS-1123
+ * labels, tmpl a DNS-1123 subdomain (the container part names the extra
+ * disks of a multi-container actor).  INVALID_ARGUMENT otherwise. */
 int rootfs_lineage_key_validate (const char *lineage_key, struct ate_error **err);
 
 /* <golden_dir>/<lineage_key>.ext4, or NULL if the key is invalid. */
@@ -150,12 +151,21 @@ bool rootfs_golden_exists (struct rootfs_manager *mgr, const char *lineage_key);
 int rootfs_golden_save (struct rootfs_manager *mgr, const char *lineage_key,
                         const char *disk_path, struct ate_error **err);
 
+/* The same; replace = true swaps in disk_path even when a template exists
+ * (the lineage's root activation was checkpointed again).  Returns 1 when
+ * saved, 0 when a template existed and replace was false. */
+int rootfs_golden_save_ex (struct rootfs_manager *mgr, const char *lineage_key,
+                           const char *disk_path, bool replace, struct ate_error **err);
+
 /* Place the lineage's template as <dir>/golden-rootfs.ext4 (hard link, or a
  * sparse copy across file systems), replacing an older file of that name.
  * For a checkpoint directory (to ship the template with the snapshot) and
  * for the reference's per-actor name in the actor directory. */
 int rootfs_golden_link_into (struct rootfs_manager *mgr, const char *lineage_key,
                              const char *dir, struct ate_error **err);
+/* The same under another file name in dir (a plain name, no '/'). */
+int rootfs_golden_link_as (struct rootfs_manager *mgr, const char *lineage_key,
+                           const char *dir, const char *name, struct ate_error **err);
 
 /* Install file (e.g. <restore dir>/golden-rootfs.ext4 from another node) as
  * the lineage's template unless one exists.  The file must be an ext4

@@ -36,7 +36,7 @@ METHODS = {
 }
 
 
-def need_root(test):
+def need_root(test=None):
     if os.geteuid() != 0:
         print("SKIP: needs root", file=sys.stderr)
         sys.exit(77)
@@ -49,7 +49,8 @@ def bin_path(name):
 class Server:
     """ateom-microvm on a private base path and run dir."""
 
-    def __init__(self, pod_uid=None, extra_args=(), env=None, valgrind=None, base=None):
+    def __init__(self, pod_uid=None, extra_args=(), env=None, valgrind=None, base=None,
+                 wrapper=("unshare", "--net")):
         self.tmp = tempfile.mkdtemp(prefix="ate-it-")
         self.base = base or os.path.join(self.tmp, "base")
         self.run_dir = os.path.join(self.tmp, "run")
@@ -59,6 +60,7 @@ class Server:
         self.extra_args = list(extra_args)
         self.env = dict(os.environ, **(env or {}))
         self.valgrind = valgrind
+        self.wrapper = list(wrapper or [])
         self.proc = None
         self._log = None
 
@@ -67,7 +69,7 @@ class Server:
                 "--base-path=" + self.base, "--run-dir=" + self.run_dir] + self.extra_args
         if self.valgrind:
             argv = self.valgrind + argv
-        return argv
+        return self.wrapper + argv
 
     def start(self, timeout=60):
         self._log = open(self.log_path, "ab")
@@ -119,6 +121,10 @@ class Server:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
 
     def channel(self):
         return grpc.insecure_channel("unix:" + self.socket)

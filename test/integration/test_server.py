@@ -11,7 +11,7 @@ import unittest
 
 import grpc
 
-from ateomtest import (Server, go_client, have_go_client, run_request, ateom_pb2, main,
+from ateomtest import (need_root, Server, go_client, have_go_client, run_request, ateom_pb2, main,
                        bin_path, SANITIZED)
 import subprocess
 
@@ -59,7 +59,7 @@ class ServerTest(unittest.TestCase):
             (dict(containers=()), "actor spec has no containers"),
             (dict(containers=("ok", "ok")), "used twice"),
             (dict(containers=("pause",)), "pause"),
-            (dict(assets={"kata-kernel": "/k"}), "missing kata-image"),
+            (dict(assets={"kata-kernel": "/k"}), "lacks required microvm assets: kata-image"),
             (dict(assets=dict(ASSETS, **{"kata-image": "rel/img"})), "not an absolute path"),
             (dict(assets=dict(ASSETS, **{"kata-image": "/a/../../etc/shadow"})), "`..`"),
         ]
@@ -237,4 +237,5 @@ class StartupTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    need_root()
     main()

@@ -14,7 +14,7 @@ import unittest
 
 import grpc
 
-from ateomtest import Server, run_request, main, ateom_pb2
+from ateomtest import need_root, Server, run_request, main, ateom_pb2
 
 VALGRIND = shutil.which("valgrind")
 
@@ -83,4 +83,5 @@ class ValgrindTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    need_root()
     main()

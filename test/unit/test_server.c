@@ -277,11 +277,11 @@ test_request_assets (void **state)
 
   builder_init (&b, 1);
   b.m.n_runtime_asset_paths = 1; /* only kata-kernel */
-  expect_invalid (&b, RPC_RUN, ATE_CODE_INVALID_ARGUMENT, "missing kata-image");
+  expect_invalid (&b, RPC_RUN, ATE_CODE_INVALID_ARGUMENT, "lacks required microvm assets: kata-image");
   /* Restore takes the kernel and image from the snapshot. */
   assert_int_equal (check (&b, RPC_RESTORE, &err), 0);
   b.m.n_runtime_asset_paths = 0;
-  expect_invalid (&b, RPC_RUN, ATE_CODE_INVALID_ARGUMENT, "missing kata-kernel, kata-image");
+  expect_invalid (&b, RPC_RUN, ATE_CODE_INVALID_ARGUMENT, "lacks required microvm assets: kata-kernel, kata-image");
 }
 
 int

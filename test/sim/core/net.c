@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/if_arp.h>
+#include <stdio.h>
 #include <linux/if_tun.h>
 #include <poll.h>
 #include <sched.h>
@@ -29,6 +31,7 @@ struct netns_job
   int netns_fd;
   int tap_fd;
   char *err;
+  const char *mac;
 };
 
 static int
@@ -43,6 +46,27 @@ link_up (const char *name)
     return -1;
   ifr.ifr_flags |= IFF_UP;
   return ioctl (s, SIOCSIFFLAGS, &ifr);
+}
+
+static int
+set_mac (const char *name, const char *mac)
+{
+  struct ifreq ifr = { 0 };
+  unsigned int b[6];
+  cleanup_close int s = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+  if (s < 0)
+    return -1;
+  if (sscanf (mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+    {
+      errno = EINVAL;
+      return -1;
+    }
+  snprintf (ifr.ifr_name, IFNAMSIZ, "%s", name);
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  for (int k = 0; k < 6; k++)
+    ifr.ifr_hwaddr.sa_data[k] = (char) b[k];
+  return ioctl (s, SIOCSIFHWADDR, &ifr);
 }
 
 /* Runs on its own thread: unshare affects only this thread, which exits
@@ -77,15 +101,22 @@ netns_thread (void *arg)
       return NULL;
     }
   j->tap_fd = fd;
+  /* The virtio-net device's MAC is what the guest sees on its eth0: the
+   * agent finds the interface by it (UpdateInterface). */
+  if (j->mac && set_mac ("eth0", j->mac) < 0)
+    {
+      j->err = xasprintf ("set guest eth0 MAC %s: %s", j->mac, strerror (errno));
+      return NULL;
+    }
   if (link_up ("lo") < 0)
     j->err = xasprintf ("bring up lo in the guest netns: %s", strerror (errno));
   return NULL;
 }
 
 int
-sim_guest_netns_create (int *netns_fd, int *tap_fd, char **errmsg)
+sim_guest_netns_create (const char *mac, int *netns_fd, int *tap_fd, char **errmsg)
 {
-  struct netns_job j = { .netns_fd = -1, .tap_fd = -1 };
+  struct netns_job j = { .netns_fd = -1, .tap_fd = -1, .mac = mac };
   pthread_t th;
 
   *netns_fd = *tap_fd = -1;

@@ -112,7 +112,7 @@ struct sim_net_dev
 struct sim_netfwd; /* the forwarding thread */
 
 /* A new network namespace with a tap "eth0" (lo up); fds -1 when not root. */
-int sim_guest_netns_create (int *netns_fd, int *tap_fd, char **errmsg);
+int sim_guest_netns_create (const char *mac, int *netns_fd, int *tap_fd, char **errmsg);
 /* Check that fd is a tap and set it up as CH does (vnet header 12 bytes,
  * offloads off, non-blocking); *vnet tells whether it has a vnet header. */
 int sim_tap_adopt (int fd, bool *vnet, char **errmsg);

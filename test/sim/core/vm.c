@@ -174,7 +174,8 @@ guest_env_start (struct sim *s, char **msg)
   struct json_object *v;
   char *nmsg = NULL;
 
-  if (sim_guest_netns_create (&s->netns_fd, &s->guest_tap, &nmsg) < 0)
+  if (sim_guest_netns_create (s->nnets > 0 && s->nets[0].mac && *s->nets[0].mac ? s->nets[0].mac : NULL,
+                              &s->netns_fd, &s->guest_tap, &nmsg) < 0)
     {
       if (geteuid () == 0)
         {

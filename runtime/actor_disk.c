@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The actors' writable rootfs disks (one per container, guest /dev/vdb,
+ * /dev/vdc, ...): built detached from the RPC deadline on Run, reset to the
+ * lineage's golden template (or rebuilt) on every Restore, and the template
+ * kept at the lineage's first checkpoint (spec 2.2 step 6, 2.4 step 7, 2.5,
+ * 3.4, 12 item 2).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actor_internal.h"
+#include "rootfs/rootfs.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define RESOLV_CONF_MAX (64u << 10)
+
+/* The lineage key of container i: the first container is keyed like a
+ * single-container actor; the others add their name. */
+static char *
+lineage_key (const struct actor *a, size_t i)
+{
+  if (i == 0)
+    return xasprintf ("%s:%s:%s", a->ns, a->tmpl, a->base_id);
+  return xasprintf ("%s:%s:%s:%s", a->ns, a->tmpl, a->base_id, a->ctrs[i].name);
+}
+
+/* The name a template has among a checkpoint's files. */
+static char *
+shipped_name (const struct actor *a, size_t i)
+{
+  if (i == 0)
+    return xstrdup (ROOTFS_GOLDEN_FILE_NAME);
+  return xasprintf ("golden-rootfs-%s.ext4", a->ctrs[i].name);
+}
+
+int
+actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+{
+  const char *src = rt->cfg.resolv_conf ?: "/etc/resolv.conf";
+  cleanup_free char *content = NULL;
+  size_t len = 0;
+
+  if (ate_read_file (src, RESOLV_CONF_MAX, &content, &len, err) < 0)
+    return ate_error_wrap (err, "read the pod's resolv.conf for the guest");
+  if (len == 0)
+    return ate_error_make (err, EINVAL, "the pod's resolv.conf `%s` is empty", src);
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      cleanup_free char *etc = xasprintf ("%s/rootfs/etc", a->ctrs[i].bundle);
+      cleanup_free char *dst = ate_path_join (etc, "resolv.conf");
+      struct stat st;
+      if (ate_mkdir_p (etc, 0755, err) < 0)
+        return -1;
+      /* A symlink in an image (e.g. to ../run/systemd/resolve/...) must not
+       * send our write outside the bundle. */
+      if (lstat (dst, &st) == 0 && !S_ISREG (st.st_mode) && unlink (dst) < 0)
+        return ate_error_make (err, errno, "replace `%s`", dst);
+      if (ate_write_file_atomic (dst, content, len, 0644, err) < 0)
+        return ate_error_wrap (err, "write the guest resolv.conf");
+    }
+  return 0;
+}
+
+static int
+check_bundle (const struct actor_ctr *c, struct ate_error **err)
+{
+  cleanup_free char *rootfs = ate_path_join (c->bundle, "rootfs");
+  if (!ate_is_dir (rootfs))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
+                                "OCI bundle of container %s has no rootfs at `%s` "
+                                "(atelet prepares it before the call)",
+                                c->name, rootfs);
+  return 0;
+}
+
+static void
+log_outcome (const struct actor *a, const struct actor_ctr *c, const struct rootfs_outcome *o)
+{
+  char ms[32];
+  snprintf (ms, sizeof (ms), "%.1f", o->elapsed_ms);
+  ate_log (ATE_LOG_INFO, "rootfs disk ready", "actor_id", a->id, "container", c->name, "origin",
+           rootfs_origin_name (o->origin), "joined", o->joined ? "true" : "false", "job_ms", ms,
+           NULL);
+}
+
+int
+actor_disks_for_run (struct actor_runtime *rt, struct actor *a, ate_deadline_t deadline,
+                     struct ate_error **err)
+{
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    if (check_bundle (&a->ctrs[i], err) < 0)
+      return -1;
+  if (actor_write_resolv_conf (rt, a, err) < 0)
+    return -1;
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      struct actor_ctr *c = &a->ctrs[i];
+      cleanup_free char *src = ate_path_join (c->bundle, "rootfs");
+      struct rootfs_outcome o;
+      if (rootfs_disk_for_run_ex (rt->rootfs, src, c->disk, deadline, &o, err) < 0)
+        return ate_error_wrap (err, "rootfs disk for container %s", c->name);
+      log_outcome (a, c, &o);
+    }
+  return 0;
+}
+
+/* A template shipped with the snapshot becomes this node's template. */
+static int
+import_shipped (struct actor_runtime *rt, const struct actor *a, size_t i, const char *key,
+                const char *restore_dir, struct ate_error **err)
+{
+  cleanup_free char *name = shipped_name (a, i);
+  cleanup_free char *file = ate_path_join (restore_dir, name);
+  if (!ate_is_regular_file (file))
+    return 0;
+  if (rootfs_golden_import (rt->rootfs, key, file, err) < 0)
+    return ate_error_wrap (err, "install the golden disk shipped with the snapshot");
+  return 1;
+}
+
+int
+actor_disks_for_restore (struct actor_runtime *rt, struct actor *a, const char *restore_dir,
+                         ate_deadline_t deadline, struct ate_error **err)
+{
+  bool wrote_resolv = false;
+
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      struct actor_ctr *c = &a->ctrs[i];
+      cleanup_free char *key = lineage_key (a, i);
+      cleanup_free char *tmpl = NULL;
+      struct rootfs_outcome o;
+
+      if (!rootfs_golden_exists (rt->rootfs, key)
+          && import_shipped (rt, a, i, key, restore_dir, err) < 0)
+        return -1;
+      if (rootfs_golden_exists (rt->rootfs, key))
+        {
+          tmpl = rootfs_golden_path (rt->rootfs, key);
+          if (rootfs_golden_reset (rt->rootfs, tmpl, c->disk, deadline, err) < 0)
+            return ate_error_wrap (err, "reset the rootfs of %s to its golden template", c->name);
+          ate_log (ATE_LOG_INFO, "rootfs disk reset to golden", "actor_id", a->id, "container",
+                   c->name, "template", tmpl, NULL);
+          continue;
+        }
+      /* No template on this node: rebuild from the image, deterministically
+       * (the guest has the golden disk's metadata cached). */
+      if (check_bundle (c, err) < 0)
+        return -1;
+      if (!wrote_resolv && actor_write_resolv_conf (rt, a, err) < 0)
+        return -1;
+      wrote_resolv = true;
+      cleanup_free char *src = ate_path_join (c->bundle, "rootfs");
+      if (rootfs_disk_rebuild_ex (rt->rootfs, src, c->disk, deadline, &o, err) < 0)
+        return ate_error_wrap (err, "rebuild the rootfs disk of container %s", c->name);
+      log_outcome (a, c, &o);
+      /* The fresh rebuild is the golden disk (builds are deterministic):
+       * keep it as this node's template before the guest writes to it. */
+      if (rootfs_golden_save_ex (rt->rootfs, key, c->disk, false, err) < 0)
+        return ate_error_wrap (err, "keep the rebuilt rootfs of %s as the golden template",
+                               c->name);
+    }
+  return 0;
+}
+
+int
+actor_disks_save_golden (struct actor_runtime *rt, struct actor *a, const char *checkpoint_dir,
+                         struct ate_error **err)
+{
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      cleanup_free char *key = lineage_key (a, i);
+      /* The checkpoint of the activation that started the lineage (a Run)
+       * defines the template: it replaces any older one (a golden actor
+       * booted again).  Restored activations never change it: their disks
+       * hold writes the lineage's snapshots do not know about. */
+      if (!a->restored
+          && rootfs_golden_save_ex (rt->rootfs, key, a->ctrs[i].disk, true, err) < 0)
+        return ate_error_wrap (err, "save the golden rootfs template of %s", a->ctrs[i].name);
+      if (!rootfs_golden_exists (rt->rootfs, key))
+        continue;
+      if (i == 0 && rootfs_golden_link_into (rt->rootfs, key, a->dir, err) < 0)
+        return ate_error_wrap (err, "link the golden rootfs into the actor directory");
+      if (rt->cfg.ship_golden_disk)
+        {
+          cleanup_free char *name = shipped_name (a, i);
+          if (rootfs_golden_link_as (rt->rootfs, key, checkpoint_dir, name, err) < 0)
+            return ate_error_wrap (err, "add the golden rootfs to the checkpoint files");
+        }
+    }
+  return 0;
+}

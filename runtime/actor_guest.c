@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest side of an activation: wait for the vsock socket, dial the
+ * kata agent, create the sandbox, configure the guest network, create and
+ * start the containers (Run), forward their logs, and probe readiness
+ * (spec 2.2 steps 14-18, 2.4 step 15, 2.9 readyz).
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actor_internal.h"
+#include "kata/agent.h"
+#include "kata/logpump.h"
+#include "kata/spec.h"
+#include "net/net.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define SERIAL_TAIL 3000
+
+#define AGENT_CALL(t, expr)                                                                    \
+  ({                                                                                           \
+    int64_t _t0 = ate_now_ns ();                                                               \
+    int _r = (expr);                                                                           \
+    if (t)                                                                                     \
+      (t)->agent_ns += ate_now_ns () - _t0;                                                    \
+    _r;                                                                                        \
+  })
+
+static int
+wait_for_vsock (struct actor *a, ate_deadline_t deadline, struct ate_error **err)
+{
+  ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_VSOCK_WAIT_MS));
+  while (access (a->vsock, F_OK) < 0)
+    if (!ate_sleep_ms_until (50, d))
+      return ate_error_make (err, ETIMEDOUT, "vsock socket `%s` did not appear", a->vsock);
+  return 0;
+}
+
+/* The last bytes of the serial console: the first thing to read when a
+ * guest does not come up. */
+static void
+log_serial_tail (const struct actor *a)
+{
+  cleanup_free char *buf = NULL;
+  size_t len = 0;
+  if (ate_read_file (a->serial, 64u << 20, &buf, &len, NULL) < 0)
+    return;
+  const char *tail = len > SERIAL_TAIL ? buf + len - SERIAL_TAIL : buf;
+  ate_log (ATE_LOG_WARN, "guest serial console (tail)", "actor_id", a->id, "serial", tail, NULL);
+}
+
+static int
+dial_agent (struct actor *a, int64_t budget_ms, struct actor_timing *t, ate_deadline_t deadline,
+            struct ate_error **err)
+{
+  ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (budget_ms));
+  return AGENT_CALL (t, kata_agent_connect (a->vsock, ACTOR_AGENT_PORT, d, KATA_DIAL_ATTEMPT_MS,
+                                            KATA_DIAL_PAUSE_MS, &a->agent, err));
+}
+
+/* Diagnostics through the debug console (only enabled with --kata-debug). */
+static void
+debug_dump (struct actor_runtime *rt, struct actor *a, const char *what, const char *cmd)
+{
+  if (!rt->cfg.kata_debug)
+    return;
+  cleanup_free char *out = kata_debug_console_dump (a->vsock, cmd, ate_deadline_in_ms (8000));
+  ate_log (ATE_LOG_WARN, what, "actor_id", a->id, "output", out, NULL);
+}
+
+static int
+start_container (struct actor_runtime *rt, struct actor *a, size_t i, struct actor_timing *t,
+                 ate_deadline_t deadline, struct ate_error **err)
+{
+  struct actor_ctr *c = &a->ctrs[i];
+  cleanup_free char *root = xasprintf ("/run/kata-containers/%s/rootfs", c->kata_id);
+  cleanup_free char *cfg = ate_path_join (c->bundle, "config.json");
+  cleanup_json struct json_object *spec = NULL;
+  Grpc__Spec *agent_spec = NULL;
+  ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_CONTAINER_MS));
+  int r;
+
+  if (ate_json_parse_file (cfg, KATA_SPEC_MAX_SIZE, &spec, err) < 0
+      || kata_spec_to_agent (spec, root, false, &agent_spec, err) < 0)
+    return ate_error_wrap (err, "container %s", c->name);
+  r = AGENT_CALL (t, kata_agent_create_container_blk (a->agent, c->kata_id, c->kata_id,
+                                                      c->guest_dev, agent_spec, d, err));
+  if (r == 0)
+    r = AGENT_CALL (t, kata_agent_start_container (a->agent, c->kata_id, d, err));
+  kata_spec_agent_free (agent_spec);
+  if (r < 0)
+    {
+      debug_dump (rt, a, "container start failed: guest state",
+                  "echo '== /dev/vdb =='; ls -l /dev/vd* 2>&1; blkid /dev/vd* 2>&1; "
+                  "echo '== mounts =='; grep kata /proc/mounts 2>&1");
+      return ate_error_wrap (err, "start container %s on %s", c->name, c->guest_dev);
+    }
+  return 0;
+}
+
+static int
+start_log_pumps (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+{
+  a->pumps = xcalloc (a->n_ctrs * 2, sizeof (*a->pumps));
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      struct actorlog_labels labels;
+      actor_labels (rt, a, &labels);
+      labels.container_name = a->ctrs[i].name;
+      for (int s = 0; s < 2; s++)
+        {
+          if (kata_log_pump_start (a->agent, a->ctrs[i].kata_id, a->ctrs[i].kata_id,
+                                   s ? KATA_STREAM_STDERR : KATA_STREAM_STDOUT, &labels,
+                                   &a->pumps[a->n_pumps], err)
+              < 0)
+            return ate_error_wrap (err, "start log forwarding for %s", a->ctrs[i].name);
+          a->n_pumps++;
+        }
+    }
+  return 0;
+}
+
+void
+actor_guest_stop_logs (struct actor *a)
+{
+  if (a->agent)
+    kata_agent_close (a->agent);
+  for (size_t i = 0; i < a->n_pumps; i++)
+    kata_log_pump_stop_join (a->pumps[i]);
+  free (a->pumps);
+  a->pumps = NULL;
+  a->n_pumps = 0;
+  kata_agent_free (a->agent);
+  a->agent = NULL;
+}
+
+int
+actor_guest_start (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+                   ate_deadline_t deadline, struct ate_error **err)
+{
+  cleanup_free char *cfg0 = ate_path_join (a->ctrs[0].bundle, "config.json");
+  cleanup_json struct json_object *spec0 = NULL;
+  unsigned int mtu = 0;
+  struct ate_error *mtu_err = NULL;
+  int64_t mark = ate_now_ns ();
+
+  if (wait_for_vsock (a, deadline, err) < 0
+      || dial_agent (a, KATA_DIAL_RUN_MS, t, deadline, err) < 0)
+    {
+      log_serial_tail (a);
+      return ate_error_wrap (err, "connect to the kata agent");
+    }
+  actor_timing_step (t, "agent_dial", &mark);
+  if (ate_json_parse_file (cfg0, KATA_SPEC_MAX_SIZE, &spec0, err) < 0)
+    return -1;
+  if (AGENT_CALL (t, kata_agent_create_sandbox (
+                         a->agent, ate_json_get_string (spec0, "hostname") ?: "", a->id,
+                         ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_SANDBOX_MS)), err))
+      < 0)
+    return ate_error_wrap (err, "CreateSandbox");
+  if (net_interior_mtu (rt->net, &mtu, &mtu_err) < 0)
+    ate_error_log_warning_and_release (&mtu_err, "interior eth0 MTU unreadable, using 1500");
+  if (AGENT_CALL (t, kata_agent_configure_guest_network (
+                         a->agent, mtu, ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_GUEST_NET_MS)),
+                         err))
+      < 0)
+    {
+      debug_dump (rt, a, "guest network failed: guest state",
+                  "ip addr 2>&1; echo '== route =='; ip route 2>&1; echo '== neigh =='; ip neigh 2>&1");
+      return ate_error_wrap (err, "configure the guest network");
+    }
+  actor_timing_step (t, "sandbox_network", &mark);
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    if (start_container (rt, a, i, t, deadline, err) < 0)
+      return -1;
+  actor_timing_step (t, "containers", &mark);
+  return start_log_pumps (rt, a, err);
+}
+
+void
+actor_guest_reconnect (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+                       ate_deadline_t deadline)
+{
+  cleanup_error struct ate_error *err = NULL;
+  int64_t mark = ate_now_ns ();
+
+  if (dial_agent (a, KATA_DIAL_RESTORE_MS, t, deadline, &err) < 0)
+    {
+      ate_log (ATE_LOG_WARN, "kata agent not reachable after restore: no log forwarding",
+               "actor_id", a->id, "error", err->msg, NULL);
+      return;
+    }
+  if (t)
+    actor_timing_step (t, "agent_dial", &mark);
+  if (start_log_pumps (rt, a, &err) < 0)
+    {
+      ate_log (ATE_LOG_WARN, "log forwarding not started", "actor_id", a->id, "error", err->msg,
+               NULL);
+      actor_guest_stop_logs (a);
+    }
+}
+
+/* ---- readiness (spec 2.9, [HEAD] readyz) ---- */
+
+static size_t
+discard_body (char *p, size_t size, size_t n, void *ud)
+{
+  (void) p;
+  (void) ud;
+  return size * n;
+}
+
+/* One GET; returns the HTTP status or 0 on a transport failure. */
+static long
+readyz_attempt (CURL *curl, const char *url, ate_deadline_t deadline)
+{
+  long code = 0;
+  int ms = ate_deadline_poll_ms (deadline);
+  long budget = (ms < 0 || ms > ACTOR_READYZ_ATTEMPT_MS) ? ACTOR_READYZ_ATTEMPT_MS : ms;
+
+  if (budget <= 0)
+    return 0;
+  curl_easy_setopt (curl, CURLOPT_URL, url);
+  curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, budget);
+  curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, budget);
+  curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (curl, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, discard_body);
+  if (curl_easy_perform (curl) == CURLE_OK)
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+  return code;
+}
+
+int
+actor_guest_readyz (struct actor *a, struct actor_timing *t, ate_deadline_t deadline,
+                    struct ate_error **err)
+{
+  ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_READYZ_MS));
+  int64_t mark = ate_now_ns ();
+  bool any = false;
+
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      struct actor_ctr *c = &a->ctrs[i];
+      const char *path = c->readyz_path && *c->readyz_path ? c->readyz_path : "/readyz";
+      cleanup_free char *url = NULL;
+      long code = 0;
+      CURL *curl;
+
+      if (c->readyz_port == 0)
+        continue;
+      any = true;
+      url = xasprintf ("http://%s:%d%s%s", NET_ACTOR_IP, (int) c->readyz_port,
+                       path[0] == '/' ? "" : "/", path);
+      curl = curl_easy_init ();
+      if (curl == NULL)
+        return ate_error_make (err, ENOMEM, "curl_easy_init");
+      for (;;)
+        {
+          code = readyz_attempt (curl, url, d);
+          if (code == 200 || !ate_sleep_ms_until (1, d))
+            break;
+        }
+      curl_easy_cleanup (curl);
+      if (code != 200)
+        return ate_error_make (err, ETIMEDOUT, "container %s not ready: GET %s %s", c->name, url,
+                               code ? "kept answering non-200" : "never answered");
+    }
+  if (any)
+    actor_timing_step (t, "readyz", &mark);
+  return 0;
+}

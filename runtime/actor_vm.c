@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The actor's VM: VmConfig, VMM launch, create + tap + add-net + boot
+ * (Run), config rewrite + taps + restore + resume (Restore), pause +
+ * snapshot + merge (Checkpoint), and teardown (spec 2.2-2.4, 2.8, 4).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actor_internal.h"
+#include "ch/ch.h"
+#include "kata/agent.h"
+#include "kata/cleanup.h"
+#include "kata/config.h"
+#include "net/net.h"
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define MIB (1024ULL * 1024ULL)
+
+/* Time a cloud-hypervisor call into t->vmm_ns. */
+#define VMM_CALL(t, expr)                                                                      \
+  ({                                                                                           \
+    int64_t _t0 = ate_now_ns ();                                                               \
+    int _r = (expr);                                                                           \
+    if (t)                                                                                     \
+      (t)->vmm_ns += ate_now_ns () - _t0;                                                      \
+    _r;                                                                                        \
+  })
+
+static int
+launch_vmm (struct actor *a, const char *ch_binary, const char *socket_name,
+            struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+{
+  free (a->api_socket);
+  a->api_socket = ate_path_join (a->vm_dir, socket_name);
+  if (VMM_CALL (t, ch_vmm_launch (ch_binary, a->api_socket,
+                                  ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_VMM_READY_MS)),
+                                  &a->vmm, err))
+      < 0)
+    return ate_error_wrap (err, "launch cloud-hypervisor `%s`", ch_binary);
+  if (actor_state_save (a, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* Disks: the kata image read-only, then one writable rootfs per container. */
+static int
+create_vm (struct actor_runtime *rt, struct actor *a, const struct actor_request *req,
+           struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+{
+  struct kata_config kc = { 0 };
+  const char *cfg_path = actor_request_asset (req, "kata-config") ?: rt->cfg.kata_config;
+  struct ch_vm_config vc = { 0 };
+  cleanup_free struct ch_disk_config *disks = xcalloc (a->n_ctrs + 1, sizeof (*disks));
+  cleanup_free char *cmdline = NULL;
+  int r;
+
+  if (kata_config_load (cfg_path, &kc, err) < 0)
+    return ate_error_wrap (err, "read the kata configuration");
+  cmdline = kata_kernel_cmdline (rt->arch, kc.kernel_params, rt->cfg.kata_debug);
+  for (size_t i = 0; i <= a->n_ctrs; i++)
+    {
+      disks[i].path = i == 0 ? actor_request_asset (req, "kata-image") : a->ctrs[i - 1].disk;
+      disks[i].readonly = i == 0;
+      disks[i].num_queues = (uint32_t) kc.vcpus;
+      disks[i].queue_size = 1024;
+      disks[i].image_type = "Raw";
+    }
+  vc.boot_vcpus = vc.max_vcpus = (uint32_t) kc.vcpus;
+  vc.memory_size = (uint64_t) kc.memory_mib * MIB;
+  vc.memory_shared = true;
+  vc.kernel = actor_request_asset (req, "kata-kernel");
+  vc.cmdline = cmdline;
+  vc.disks = disks;
+  vc.n_disks = a->n_ctrs + 1;
+  vc.rng_src = "/dev/urandom";
+  vc.serial_file = a->serial;
+  vc.vsock_cid = 3;
+  vc.vsock_socket = a->vsock;
+  r = VMM_CALL (t, ch_vm_create (a->api_socket, &vc, deadline, err));
+  kata_config_release (&kc);
+  if (r < 0)
+    return ate_error_wrap (err, "vm.create");
+  return 0;
+}
+
+static int
+add_net_and_boot (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+                  ate_deadline_t deadline, struct ate_error **err)
+{
+  cleanup_free char *tap = net_tap_name (0);
+  int *fds = NULL;
+  size_t nfds = 0;
+  int r;
+
+  if (net_tap_create (rt->net, tap, 1, 0, &fds, &nfds, err) < 0)
+    return ate_error_wrap (err, "create %s", tap);
+  r = VMM_CALL (t, ch_vm_add_net (a->api_socket, ACTOR_TAP_MAC, 2, fds, nfds, deadline, err));
+  /* CH holds its own duplicates. */
+  net_tap_fds_free (fds, nfds);
+  if (r < 0)
+    return ate_error_wrap (err, "vm.add-net");
+  if (VMM_CALL (t, ch_vm_boot (a->api_socket, deadline, err)) < 0)
+    return ate_error_wrap (err, "vm.boot");
+  return 0;
+}
+
+int
+actor_vm_boot (struct actor_runtime *rt, struct actor *a, const char *ch_binary,
+               const struct actor_request *req, struct actor_timing *t,
+               ate_deadline_t deadline, struct ate_error **err)
+{
+  int64_t mark = ate_now_ns ();
+
+  if (ate_mkdir_p (a->vm_dir, 0700, err) < 0)
+    return -1;
+  if (launch_vmm (a, ch_binary, ACTOR_API_SOCKET, t, deadline, err) < 0)
+    return -1;
+  actor_timing_step (t, "vmm_launch", &mark);
+  if (create_vm (rt, a, req, t, deadline, err) < 0 || add_net_and_boot (rt, a, t, deadline, err) < 0)
+    return -1;
+  actor_timing_step (t, "vm_boot", &mark);
+  return 0;
+}
+
+/* One tap per net device of the snapshot, fds in device order. */
+static int
+restore_taps (struct actor_runtime *rt, const char *restore_dir, struct ch_restore_net **nets,
+              size_t *n_nets, int **fds, size_t *nfds, struct ate_error **err)
+{
+  struct ch_net_device *devs = NULL;
+  size_t n = 0;
+
+  *fds = NULL;
+  *nfds = 0;
+  if (ch_snapshot_net_devices (restore_dir, &devs, &n, err) < 0)
+    return ate_error_wrap (err, "read the snapshot's net devices");
+  *nets = xcalloc (n ? n : 1, sizeof (**nets));
+  *n_nets = n;
+  for (size_t i = 0; i < n; i++)
+    {
+      cleanup_free char *tap = net_tap_name ((unsigned) i);
+      int *tfds = NULL;
+      size_t tn = 0;
+      if (net_tap_create (rt->net, tap, devs[i].queue_pairs, 0, &tfds, &tn, err) < 0)
+        {
+          ch_net_devices_free (devs, n);
+          return ate_error_wrap (err, "create %s", tap);
+        }
+      (*nets)[i].id = xstrdup (devs[i].id);
+      (*nets)[i].num_fds = tn;
+      *fds = xrealloc (*fds, (*nfds + tn) * sizeof (int));
+      memcpy (*fds + *nfds, tfds, tn * sizeof (int));
+      *nfds += tn;
+      free (tfds);
+    }
+  ch_net_devices_free (devs, n);
+  return 0;
+}
+
+static void
+restore_nets_free (struct ch_restore_net *nets, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free ((char *) nets[i].id);
+  free (nets);
+}
+
+int
+actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *ch_binary,
+                  const char *restore_dir, struct actor_timing *t, ate_deadline_t deadline,
+                  struct ate_error **err)
+{
+  struct ch_restore_net *nets = NULL;
+  size_t n_nets = 0, nfds = 0;
+  int *fds = NULL;
+  enum ch_restore_pref pref = CH_RESTORE_PREF_AUTO;
+  enum ch_restore_mode mode;
+  bool send_mode;
+  int64_t mark = ate_now_ns ();
+  int r;
+
+  if (ate_mkdir_p (a->vm_dir, 0700, err) < 0)
+    return -1;
+  if (restore_taps (rt, restore_dir, &nets, &n_nets, &fds, &nfds, err) < 0)
+    goto fail;
+  actor_timing_step (t, "taps", &mark);
+  if (launch_vmm (a, ch_binary, ACTOR_API_SOCKET_RESTORE, t, deadline, err) < 0)
+    goto fail;
+  actor_timing_step (t, "vmm_launch", &mark);
+  if (rt->cfg.restore_memory_mode
+      && ch_restore_pref_parse (rt->cfg.restore_memory_mode, &pref, err) < 0)
+    goto fail;
+  if (ch_restore_mode_choose (ch_vmm_version (a->vmm), pref, &mode, &send_mode, err) < 0)
+    goto fail;
+  r = VMM_CALL (t, ch_vm_restore (a->api_socket, restore_dir, mode, send_mode, nets, n_nets, fds,
+                                  nfds, deadline, err));
+  net_tap_fds_free (fds, nfds);
+  fds = NULL;
+  restore_nets_free (nets, n_nets);
+  nets = NULL;
+  if (r < 0)
+    return ate_error_wrap (err, "vm.restore (%s)", ch_restore_mode_name (mode));
+  actor_timing_step (t, "vm_restore", &mark);
+  /* CH demand-pages guest memory from the restore dir until the VM is torn
+   * down, and the next snapshot will be a delta of it (spec 4.6). */
+  if (mode == CH_RESTORE_ONDEMAND)
+    a->restore_src = xstrdup (restore_dir);
+  if (actor_state_save (a, err) < 0)
+    return -1;
+  if (VMM_CALL (t, ch_vm_resume (a->api_socket, deadline, err)) < 0)
+    return ate_error_wrap (err, "vm.resume");
+  actor_timing_step (t, "vm_resume", &mark);
+  ate_log (ATE_LOG_INFO, "restored with memory mode", "actor_id", a->id, "mode",
+           ch_restore_mode_name (mode), "cloud_hypervisor", ch_vmm_version (a->vmm)->raw, NULL);
+  return 0;
+
+fail:
+  net_tap_fds_free (fds, nfds);
+  restore_nets_free (nets, n_nets);
+  return -1;
+}
+
+int
+actor_vm_checkpoint (struct actor_runtime *rt, struct actor *a, const char *dir,
+                     struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+{
+  cleanup_free char *base_id_file = ate_path_join (dir, ATE_BASE_ID_FILE);
+  int64_t mark = ate_now_ns ();
+  (void) rt;
+
+  if (VMM_CALL (t, ch_ping (a->api_socket, NULL,
+                            ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_CHECKPOINT_READY_MS)),
+                            err))
+      < 0)
+    return ate_error_wrap (err, "cloud-hypervisor is not answering");
+  if (VMM_CALL (t, ch_vm_pause (a->api_socket, deadline, err)) < 0)
+    return ate_error_wrap (err, "vm.pause");
+  actor_timing_step (t, "pause", &mark);
+  if (ate_rm_rf (dir, err) < 0 || ate_mkdir_p (dir, 0700, err) < 0)
+    return ate_error_wrap (err, "prepare the checkpoint directory");
+  /* The lineage id, exact bytes, no newline (spec 2.3). */
+  if (ate_write_file (base_id_file, a->base_id, strlen (a->base_id), 0600, err) < 0)
+    return -1;
+  if (VMM_CALL (t, ch_vm_snapshot (a->api_socket, dir, deadline, err)) < 0)
+    return ate_error_wrap (err, "vm.snapshot");
+  actor_timing_step (t, "snapshot", &mark);
+  if (a->restore_src)
+    {
+      cleanup_free char *base = ate_path_join (a->restore_src, "memory-ranges");
+      cleanup_free char *delta = ate_path_join (dir, "memory-ranges");
+      if (ch_merge_delta_into_base (base, delta, err) < 0)
+        return ate_error_wrap (err, "merge the on-demand snapshot delta into its base");
+      actor_timing_step (t, "merge", &mark);
+    }
+  return 0;
+}
+
+int
+actor_teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+{
+  struct ate_error *e = NULL;
+  int ret = 0;
+
+  /* Closing the agent connection ends the log pumps (their reads fail). */
+  if (a->agent)
+    kata_agent_close (a->agent);
+  if (a->vmm)
+    {
+      if (ch_vmm_stop (a->vmm, ate_deadline_in_ms (ACTOR_TEARDOWN_MS), &e) < 0 && e)
+        ate_error_log_warning_and_release (&e, "cloud-hypervisor did not shut down cleanly");
+      ch_vmm_free (a->vmm);
+      a->vmm = NULL;
+    }
+  actor_guest_stop_logs (a);
+  if (kata_sandbox_cleanup (&rt->cfg.paths, a->id, &e) < 0)
+    {
+      ret = -1;
+      ate_error_make (err, e ? e->status : 0, "clean up the sandbox state: %s",
+                      e ? e->msg : "unknown");
+      ate_error_release (&e);
+    }
+  return ret;
+}
