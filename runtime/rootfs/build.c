@@ -295,7 +295,12 @@ scan_and_fingerprint (struct rootfs_job *j, const struct rootfs_tool_env *env,
   if (rootfs_scan_tree (j->src, &so, scan, err) < 0)
     return -1;
   log_scan (j->src, scan, ate_elapsed_ms (t0));
-  return rootfs_manager_fingerprint (m, scan, env, fp, err);
+  if (rootfs_manager_fingerprint (m, scan, env, fp, err) < 0)
+    {
+      rootfs_scan_clear (scan);
+      return -1;
+    }
+  return 0;
 }
 
 static int

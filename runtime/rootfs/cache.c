@@ -288,7 +288,8 @@ list_entries (struct rootfs_cache *c, struct entry **out, size_t *n_out, uint64_
       free (v);
       return ate_error_make (err, e, "read `%s`", c->dir);
     }
-  qsort (v, n, sizeof (*v), cmp_lru);
+  if (n > 1)
+    qsort (v, n, sizeof (*v), cmp_lru);
   *out = v;
   *n_out = n;
   return 0;

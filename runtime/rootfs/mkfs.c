@@ -198,12 +198,21 @@ tool_run (const struct tool_run *t, const struct rootfs_tool_env *env, char **ou
   /* If the server dies, mkfs must not keep writing a temp file nobody
    * will rename. */
   o.pdeathsig = SIGKILL;
+  /* Its own process group, so that giving up also stops whatever it
+   * started (a wrapper script's children). */
+  o.new_session = true;
   if (ate_proc_spawn (t->argv, &o, &p, err) < 0)
     {
       free (out);
       return ate_error_wrap (err, "start %s", t->what);
     }
   ret = tool_wait (t, env, p, out, &out_len, status, err);
+  if (ret < 0)
+    {
+      /* The leader is not reaped yet, so its pid (= the group id) cannot
+       * have been reused. */
+      kill (-ate_proc_pid (p), SIGKILL);
+    }
   ate_proc_free (p); /* kills and waits when tool_wait gave up */
   out[out_len] = '\0';
   *output = out;
