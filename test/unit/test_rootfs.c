@@ -625,9 +625,11 @@ static void
 test_lineage_key (void **state)
 {
   (void) state;
-  static const char *good[] = { "default:counter-microvm:a1", "ns:tmpl.v2:x", "a:b:c" };
-  static const char *bad[] = { "", "default:counter", "a:b:c:d", "A:b:c", "a:b/c:d", "a:b:../x",
-                               "a::c", ":b:c", "a:b:", "a:b:c/d", "a:-b:c" };
+  static const char *good[] = { "default:counter-microvm:a1", "ns:tmpl.v2:x", "a:b:c",
+                                "default:counter-microvm:a1:sidecar" };
+  static const char *bad[] = { "", "default:counter", "a:b:c:d:e", "A:b:c", "a:b/c:d", "a:b:../x",
+                               "a::c", ":b:c", "a:b:", "a:b:c/d", "a:-b:c", "a:b:c:",
+                               "a:b:c:D", "a:b:c:../d" };
   struct ate_error *err = NULL;
 
   for (size_t i = 0; i < ATE_N_ELEMENTS (good); i++)
