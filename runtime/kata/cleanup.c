@@ -83,7 +83,8 @@ collect_mounts (char *const *dirs, size_t n_dirs, char ***out, size_t *n_out,
             break;
           }
     }
-  qsort (mounts, n, sizeof (char *), by_length_desc);
+  if (n > 1)
+    qsort (mounts, n, sizeof (char *), by_length_desc);
   *out = mounts;
   *n_out = n;
   return 0;

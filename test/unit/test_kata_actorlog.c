@@ -184,7 +184,9 @@ collect (void *ctx, const char *line, size_t len)
 {
   struct collected *c = ctx;
   assert_true (c->n < 64);
-  c->lines[c->n] = xstrndup (line, len);
+  c->lines[c->n] = xmalloc (len + 1);
+  memcpy (c->lines[c->n], line, len);
+  c->lines[c->n][len] = '\0';
   c->lens[c->n++] = len;
 }
 

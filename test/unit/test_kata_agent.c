@@ -105,12 +105,14 @@ recorder_main (void *arg)
       snprintf (r->service, sizeof (r->service), "%s", req->service);
       snprintf (r->method, sizeof (r->method), "%s", req->method);
       r->payload_len = req->payload.len < sizeof (r->payload) ? req->payload.len : 0;
-      memcpy (r->payload, req->payload.data, r->payload_len);
+      if (r->payload_len)
+        memcpy (r->payload, req->payload.data, r->payload_len);
       r->timeout_nano = req->timeout_nano;
       if (r->n_log < 8 && req->payload.len <= sizeof (r->log[0].payload))
         {
           snprintf (r->log[r->n_log].method, sizeof (r->log[0].method), "%s", req->method);
-          memcpy (r->log[r->n_log].payload, req->payload.data, req->payload.len);
+          if (req->payload.len)
+            memcpy (r->log[r->n_log].payload, req->payload.data, req->payload.len);
           r->log[r->n_log++].len = req->payload.len;
         }
       /* The whole envelope, for the byte-exact check. */

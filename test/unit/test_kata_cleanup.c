@@ -145,8 +145,8 @@ test_cleanup_reports_every_failure (void **state)
   /* <run_dir>/b2 lives on a read-only run_dir: it cannot be removed, but
    * the sandbox dir still is. */
   assert_int_equal (ate_mkdir_p (vm, 0700, &err), 0);
-  assert_int_equal (mount (ro_parent, ro_parent, NULL, MS_BIND, NULL), 0);
-  assert_int_equal (mount (NULL, ro_parent, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), 0);
+  assert_int_equal (mount (ro_parent, ro_parent, "none", MS_BIND, NULL), 0);
+  assert_int_equal (mount ("none", ro_parent, "none", MS_BIND | MS_REMOUNT | MS_RDONLY, NULL), 0);
   assert_true (kata_sandbox_cleanup (&paths, "b2", &err) < 0);
   assert_non_null (err);
   assert_non_null (strstr (err->msg, "clean up stale state of sandbox b2"));
@@ -188,7 +188,7 @@ main (void)
       fprintf (stderr, "SKIP: test_kata_cleanup needs root (mounts)\n");
       return 77;
     }
-  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+  if (unshare (CLONE_NEWNS) < 0 || mount ("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
     {
       fprintf (stderr, "SKIP: cannot create a private mount namespace: %s\n", strerror (errno));
       return 77;

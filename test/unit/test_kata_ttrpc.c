@@ -345,7 +345,10 @@ caller_main (void *arg)
       == 0)
     {
       Grpc__ReadStreamResponse *r = (Grpc__ReadStreamResponse *) resp;
-      k->data = xstrndup ((char *) r->data.data, r->data.len);
+      k->data = xmalloc (r->data.len + 1);
+      if (r->data.len)
+        memcpy (k->data, r->data.data, r->data.len);
+      k->data[r->data.len] = '\0';
       protobuf_c_message_free_unpacked (resp, NULL);
     }
   return NULL;
