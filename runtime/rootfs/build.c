@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -105,9 +106,12 @@ rootfs_manager_fingerprint (struct rootfs_manager *m, const struct rootfs_scan *
   return 0;
 }
 
-/* Is the disk a build of `want` that nothing has written to since? */
+/* Is the disk a build of `want` that nothing has written to since, in this
+ * boot?  except_content: compare everything but the content digest (a
+ * guess made before the content is hashed). */
 static bool
-disk_is_fresh_build (const char *disk, const struct rootfs_fingerprint *want, char **why)
+disk_matches (const char *disk, const struct rootfs_fingerprint *want, const char *boot_id,
+              bool except_content, char **why)
 {
   cleanup_free char *fpath = rootfs_fingerprint_path (disk);
   cleanup_error struct ate_error *e = NULL;
@@ -124,16 +128,16 @@ disk_is_fresh_build (const char *disk, const struct rootfs_fingerprint *want, ch
       *why = xasprintf ("no usable fingerprint: %s", e->msg);
       return false;
     }
-  if (!rootfs_fingerprint_same_build (&have, want))
+  if (except_content ? !rootfs_fingerprint_same_build_except_content (&have, want)
+                     : !rootfs_fingerprint_same_build (&have, want))
     {
       *why = xstrdup ("fingerprint differs (the tree or the tools changed)");
       return false;
     }
-  if (!have.has_disk || have.disk_ino != (uint64_t) st.st_ino
-      || have.disk_size != (uint64_t) st.st_size
-      || have.disk_mtime_ns != (int64_t) st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec)
+  if (!rootfs_fingerprint_describes (&have, &st, boot_id))
     {
-      *why = xstrdup ("the disk was written or replaced since it was built");
+      *why = xstrdup ("the disk was written or replaced since it was built, or the node "
+                      "rebooted");
       return false;
     }
   return true;
@@ -239,16 +243,42 @@ produce (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
   return 0;
 }
 
+/* Move an existing disk out of the way under a temporary's name (removed
+ * after the job reports, or by the next cleanup after a crash).  Not a
+ * rename over it: ext4 treats that as a replacement whose data must reach
+ * the disk first (auto_da_alloc), seconds per GiB on the caller's path for
+ * durability these disks do not need (see rootfs_temp_publish); and
+ * freeing a large file is better done after the caller has its disk. */
+static int
+set_aside (struct rootfs_job *j, struct ate_error **err)
+{
+  cleanup_free char *name = NULL;
+  cleanup_close int fd = -1;
+
+  if (!ate_path_exists (j->disk))
+    return 0;
+  if (rootfs_temp_create (j->disk, &name, &fd, err) < 0)
+    return -1;
+  unlink (name);
+  if (rename (j->disk, name) < 0)
+    return ate_error_make (err, errno, "move the old disk `%s` aside", j->disk);
+  free (j->trash);
+  j->trash = steal_pointer (&name);
+  return 0;
+}
+
 /* Temporary -> disk: the old fingerprint goes first, so a crash never
- * leaves a fingerprint next to a disk it does not describe. */
+ * leaves a fingerprint next to a disk it does not describe.  A crash
+ * before the rename leaves no disk, which the next call builds. */
 static int
 install (struct rootfs_job *j, int fd, const char *tmp, struct ate_error **err)
 {
   cleanup_free char *fpath = rootfs_fingerprint_path (j->disk);
 
-  if (ate_unlink_if_exists (fpath, err) < 0)
+  (void) fd;
+  if (ate_unlink_if_exists (fpath, err) < 0 || set_aside (j, err) < 0)
     return -1;
-  if (rootfs_temp_install (fd, tmp, j->disk, err) < 0)
+  if (rootfs_temp_publish (tmp, j->disk, err) < 0)
     return -1;
   return rootfs_disk_stamp_read (j->disk, &j->stamp, err);
 }
@@ -262,6 +292,7 @@ write_fingerprint (struct rootfs_job *j, struct rootfs_fingerprint *fp, struct a
   fp->disk_ino = (uint64_t) j->stamp.ino;
   fp->disk_size = (uint64_t) j->stamp.size;
   fp->disk_mtime_ns = (int64_t) j->stamp.mtime.tv_sec * 1000000000LL + j->stamp.mtime.tv_nsec;
+  memcpy (fp->boot_id, j->mgr->boot_id, sizeof (fp->boot_id));
   return rootfs_fingerprint_write (fpath, fp, true, err);
 }
 
@@ -279,71 +310,208 @@ prepare_temp (struct rootfs_job *j, char **tmp, int *fd, struct ate_error **err)
   return rootfs_temp_create (j->disk, tmp, fd, err);
 }
 
+/* Content hashing on its own thread while the job speculates. */
+struct hashing
+{
+  struct rootfs_scan *scan;
+  struct rootfs_scan_opts opts;
+  pthread_t thread;
+  bool running;
+  int result;
+  struct ate_error *err;
+  int64_t started_ns;
+};
+
+static void *
+hashing_main (void *arg)
+{
+  struct hashing *h = arg;
+  h->result = rootfs_scan_hash_content (h->scan, &h->opts, &h->err);
+  return NULL;
+}
+
+static void
+hashing_start (struct hashing *h)
+{
+  h->started_ns = ate_now_ns ();
+  h->running = pthread_create (&h->thread, NULL, hashing_main, h) == 0;
+  if (!h->running)
+    hashing_main (h); /* no thread: hash now, only slower */
+}
+
 static int
-scan_and_fingerprint (struct rootfs_job *j, const struct rootfs_tool_env *env,
-                      struct rootfs_scan *scan, struct rootfs_fingerprint *fp,
-                      struct ate_error **err)
+hashing_finish (struct hashing *h, struct ate_error **err)
+{
+  if (h->running)
+    pthread_join (h->thread, NULL);
+  h->running = false;
+  if (h->result < 0)
+    {
+      *err = steal_pointer (&h->err);
+      return -1;
+    }
+  return 0;
+}
+
+static void
+log_hashed (const struct rootfs_job *j, const struct rootfs_scan *s, int64_t start)
+{
+  struct json_object *a = json_object_new_object ();
+  json_object_object_add (a, "source", json_object_new_string (j->src));
+  json_object_object_add (a, "files", json_object_new_int64 ((int64_t) s->n_files));
+  json_object_object_add (a, "bytes", json_object_new_int64 ((int64_t) s->content_bytes));
+  json_object_object_add (a, "elapsed_ms", json_object_new_int64 ((int64_t) ate_elapsed_ms (start)));
+  ate_log_obj (ATE_LOG_INFO, "rootfs: hashed file content", a);
+}
+
+/* The build state of one job, released in one place. */
+struct build
+{
+  struct rootfs_scan scan;
+  struct rootfs_fingerprint fp;
+  struct hashing hashing;
+  char *tmp;
+  int fd;
+  bool speculative;                /* fd holds a cache candidate ... */
+  struct rootfs_fingerprint cand;  /* ... built from this */
+  const char *method;
+};
+
+static void
+build_release (struct build *b)
+{
+  struct ate_error *e = NULL;
+  if (b->hashing.running && hashing_finish (&b->hashing, &e) < 0)
+    ate_error_release (&e);
+  ate_error_release (&b->hashing.err);
+  if (b->tmp)
+    unlink (b->tmp); /* still a temporary: nothing was installed */
+  free (b->tmp);
+  close_and_reset (&b->fd);
+  rootfs_scan_clear (&b->scan);
+}
+
+/* Walk the tree, fingerprint it without content, start hashing content. */
+static int
+build_scan (struct rootfs_job *j, const struct rootfs_tool_env *env, struct build *b,
+            struct ate_error **err)
 {
   struct rootfs_manager *m = j->mgr;
   struct rootfs_scan_opts so;
   int64_t t0 = ate_now_ns ();
 
   rootfs_scan_opts_init (&so);
-  so.hash_content = !m->metadata_digest_only;
+  so.hash_content = false;
   so.cancel = &m->closing;
   so.deadline = j->deadline;
-  if (rootfs_scan_tree (j->src, &so, scan, err) < 0)
+  if (rootfs_scan_tree (j->src, &so, &b->scan, err) < 0)
     return -1;
-  log_scan (j->src, scan, ate_elapsed_ms (t0));
-  if (rootfs_manager_fingerprint (m, scan, env, fp, err) < 0)
+  log_scan (j->src, &b->scan, ate_elapsed_ms (t0));
+  if (rootfs_manager_fingerprint (m, &b->scan, env, &b->fp, err) < 0)
+    return -1;
+  if (!m->metadata_digest_only)
     {
-      rootfs_scan_clear (scan);
-      return -1;
+      b->hashing.scan = &b->scan;
+      b->hashing.opts = so;
+      hashing_start (&b->hashing);
     }
   return 0;
+}
+
+/* While the content is hashed, clone the cache entry it will most likely
+ * match (the one with the same metadata), unless the existing disk is
+ * likely to be reused. */
+static int
+build_speculate (struct rootfs_job *j, struct build *b, struct ate_error **err)
+{
+  struct rootfs_manager *m = j->mgr;
+  cleanup_free char *why = NULL;
+  int r;
+
+  if (m->metadata_digest_only || m->cache == NULL
+      || (j->may_reuse && disk_matches (j->disk, &b->fp, m->boot_id, true, &why)))
+    return 0;
+  if (prepare_temp (j, &b->tmp, &b->fd, err) < 0)
+    return -1;
+  r = rootfs_cache_clone_candidate (m->cache, &b->fp, b->fd, &b->cand, &b->method, err);
+  if (r < 0)
+    return -1;
+  b->speculative = r == 1;
+  return 0;
+}
+
+static int
+build_content_digest (struct rootfs_job *j, struct build *b, struct ate_error **err)
+{
+  if (j->mgr->metadata_digest_only)
+    return 0;
+  if (hashing_finish (&b->hashing, err) < 0)
+    return -1;
+  log_hashed (j, &b->scan, b->hashing.started_ns);
+  b->fp.has_content_digest = true;
+  memcpy (b->fp.content_digest, b->scan.content_digest, ROOTFS_DIGEST_LEN);
+  return 0;
+}
+
+/* A temporary with the image of b->fp: the speculative clone if it turned
+ * out right, else the cache, else mkfs. */
+static int
+build_image (struct rootfs_job *j, const struct rootfs_tool_env *env, struct build *b,
+             enum rootfs_origin *origin, struct ate_error **err)
+{
+  if (b->speculative && rootfs_fingerprint_same_build (&b->cand, &b->fp))
+    {
+      rootfs_cache_touch (j->mgr->cache, &b->fp);
+      *origin = ROOTFS_ORIGIN_CACHE;
+      return 0;
+    }
+  if (b->speculative && ftruncate (b->fd, 0) < 0)
+    return ate_error_make (err, errno, "truncate `%s`", b->tmp);
+  b->method = NULL;
+  if (b->tmp == NULL && prepare_temp (j, &b->tmp, &b->fd, err) < 0)
+    return -1;
+  return produce (j, &b->fp, &b->scan, env, b->tmp, b->fd, origin, &b->method, err);
 }
 
 static int
 execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
                struct rootfs_outcome *out, struct ate_error **err)
 {
-  struct rootfs_scan scan;
-  struct rootfs_fingerprint fp;
-  cleanup_free char *tmp = NULL, *why = NULL;
-  cleanup_close int fd = -1;
-  const char *method = NULL;
-  int r;
+  struct build b = { .fd = -1 };
+  cleanup_free char *why = NULL;
+  int r = build_scan (j, env, &b, err);
 
-  if (scan_and_fingerprint (j, env, &scan, &fp, err) < 0)
-    return -1;
-  rootfs_geometry_from_counts (scan.entries, scan.content_bytes, &out->geometry);
-  if (j->may_reuse && disk_is_fresh_build (j->disk, &fp, &why))
+  if (r == 0)
     {
-      rootfs_scan_clear (&scan);
+      rootfs_geometry_from_counts (b.scan.entries, b.scan.content_bytes, &out->geometry);
+      r = build_speculate (j, &b, err);
+    }
+  if (r == 0)
+    r = build_content_digest (j, &b, err);
+  if (r == 0 && j->may_reuse && disk_matches (j->disk, &b.fp, j->mgr->boot_id, false, &why))
+    {
+      build_release (&b);
       out->origin = ROOTFS_ORIGIN_REUSED;
       if (rootfs_disk_stamp_read (j->disk, &j->stamp, err) < 0)
         return -1;
       log_ready (j, out, NULL);
       return 0;
     }
-  if (j->may_reuse)
+  if (r == 0 && j->may_reuse)
     ate_log (ATE_LOG_INFO, "rootfs: building disk", "disk", j->disk, "reason", why, NULL);
-  r = prepare_temp (j, &tmp, &fd, err);
   if (r == 0)
-    r = produce (j, &fp, &scan, env, tmp, fd, &out->origin, &method, err);
-  rootfs_scan_clear (&scan);
+    r = build_image (j, env, &b, &out->origin, err);
   if (r == 0)
-    r = install (j, fd, tmp, err);
-  if (r < 0)
+    r = install (j, b.fd, b.tmp, err);
+  if (r == 0)
     {
-      if (tmp)
-        unlink (tmp);
-      return -1;
+      free (steal_pointer (&b.tmp)); /* installed: no longer ours to remove */
+      r = write_fingerprint (j, &b.fp, err);
     }
-  if (write_fingerprint (j, &fp, err) < 0)
-    return -1;
-  log_ready (j, out, method);
-  return 0;
+  if (r == 0)
+    log_ready (j, out, b.method);
+  build_release (&b);
+  return r;
 }
 
 static int

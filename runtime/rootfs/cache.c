@@ -186,6 +186,8 @@ rootfs_cache_contains (struct rootfs_cache *c, const struct rootfs_fingerprint *
   return rootfs_cache_has_entry_in (c->dir, fp);
 }
 
+static int64_t last_use_ns (struct rootfs_cache *c, const char *key);
+
 static void
 touch_entry (struct rootfs_cache *c, const char *key)
 {
@@ -233,6 +235,82 @@ rootfs_cache_clone_to (struct rootfs_cache *c, const struct rootfs_fingerprint *
   if (rootfs_clone_fd (fd, dst_fd, method, err) < 0)
     return ate_error_wrap (err, "clone the cached image %s", key);
   touch_entry (c, key);
+  return 1;
+}
+
+void
+rootfs_cache_touch (struct rootfs_cache *c, const struct rootfs_fingerprint *fp)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  rootfs_fingerprint_cache_key (fp, key);
+  touch_entry (c, key);
+}
+
+/* "<64 hex>.fingerprint" -> key */
+static bool
+parse_fingerprint_name (const char *name, char *key)
+{
+  cleanup_free char *image = NULL;
+  size_t n = strlen (name), sl = strlen (ROOTFS_FINGERPRINT_SUFFIX);
+
+  if (n != ROOTFS_CACHE_KEY_LEN + sl || !str_has_suffix (name, ROOTFS_FINGERPRINT_SUFFIX))
+    return false;
+  image = xasprintf ("%.*s" IMAGE_SUFFIX, ROOTFS_CACHE_KEY_LEN, name);
+  return parse_entry_name (image, key);
+}
+
+/* The most recently used entry that differs from fp at most in the
+ * content digest. */
+static bool
+find_candidate (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, char *key,
+                struct rootfs_fingerprint *found)
+{
+  cleanup_dir DIR *d = opendir (c->dir);
+  struct dirent *de;
+  int64_t best = -1;
+
+  if (d == NULL)
+    return false;
+  while ((de = readdir (d)) != NULL)
+    {
+      char k[ROOTFS_CACHE_KEY_LEN + 1];
+      cleanup_free char *path = NULL;
+      cleanup_error struct ate_error *e = NULL;
+      struct rootfs_fingerprint have;
+      int64_t used;
+
+      if (!parse_fingerprint_name (de->d_name, k))
+        continue;
+      path = entry_file (c, k, ROOTFS_FINGERPRINT_SUFFIX);
+      if (rootfs_fingerprint_read (path, &have, &e) < 0
+          || !rootfs_fingerprint_same_build_except_content (fp, &have))
+        continue;
+      used = last_use_ns (c, k);
+      if (used > best)
+        {
+          best = used;
+          memcpy (key, k, sizeof (k));
+          *found = have;
+        }
+    }
+  return best >= 0;
+}
+
+int
+rootfs_cache_clone_candidate (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                              int dst_fd, struct rootfs_fingerprint *found,
+                              const char **method, struct ate_error **err)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  cleanup_close int fd = -1;
+
+  if (!find_candidate (c, fp, key, found))
+    return 0;
+  fd = open_entry_shared (c, key, found);
+  if (fd < 0)
+    return 0;
+  if (rootfs_clone_fd (fd, dst_fd, method, err) < 0)
+    return ate_error_wrap (err, "clone the cached image %s", key);
   return 1;
 }
 

@@ -45,6 +45,19 @@ bool rootfs_cache_has_entry_in (const char *dir, const struct rootfs_fingerprint
 int rootfs_cache_clone_to (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
                            int dst_fd, const char **method, struct ate_error **err);
 
+/* Speculation while the content is still being hashed: clone the most
+ * recently used entry whose build identity equals fp's in everything but
+ * the content digest (not known yet) into dst_fd and describe it in
+ * *found.  The caller keeps the clone only if the content digest then
+ * matches (and calls rootfs_cache_touch).  1 when cloned, 0 when there is
+ * no candidate. */
+int rootfs_cache_clone_candidate (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                                  int dst_fd, struct rootfs_fingerprint *found,
+                                  const char **method, struct ate_error **err);
+
+/* Mark the entry of fp as just used (LRU order). */
+void rootfs_cache_touch (struct rootfs_cache *c, const struct rootfs_fingerprint *fp);
+
 /* Keep the finished image in src_fd as the entry of fp, evicting least
  * recently used entries not in use.  Returns 1 when inserted (or already
  * present), 0 when it does not fit. */

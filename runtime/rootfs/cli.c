@@ -221,7 +221,7 @@ fingerprint_state (const struct rootfs_image_info *i)
     return "none";
   if (i->fingerprint_error)
     return "invalid";
-  return i->fingerprint_matches_disk ? "valid" : "valid, but the disk was written since";
+  return i->fingerprint_matches_disk ? "valid" : "valid, but the disk was written since or is from an earlier boot";
 }
 
 static void

@@ -30,7 +30,16 @@ bool rootfs_temp_name_matches (const char *base, const char *name);
  * processes that no longer exist.  Returns the number removed. */
 int rootfs_temp_cleanup (const char *final_path, struct ate_error **err);
 
-/* fsync the temporary, rename it over final_path, fsync the directory. */
+/* Rename the temporary over final_path without waiting for the data to
+ * reach the disk: no process ever sees a partial file under the final
+ * name, but after a power loss the file may be incomplete.  For actor
+ * disks, whose fingerprint records the boot (they are never trusted after
+ * a reboot); a gigabyte of writeback would otherwise sit on the RPC's
+ * path. */
+int rootfs_temp_publish (const char *tmp_path, const char *final_path, struct ate_error **err);
+
+/* Durable: fsync the temporary, rename it over final_path, fsync the
+ * directory (cache entries and templates, which outlive a reboot). */
 int rootfs_temp_install (int fd, const char *tmp_path, const char *final_path,
                          struct ate_error **err);
 

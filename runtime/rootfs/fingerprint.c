@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rootfs.h"
 #include "util/error.h"
@@ -79,8 +80,8 @@ rootfs_fingerprint_format (const struct rootfs_fingerprint *fp, bool with_disk)
   if (!with_disk || !fp->has_disk)
     return steal_pointer (&id);
   return xasprintf ("%sdisk-ino %" PRIu64 "\ndisk-size %" PRIu64 "\ndisk-mtime-ns %" PRId64
-                    "\n",
-                    id, fp->disk_ino, fp->disk_size, fp->disk_mtime_ns);
+                    "\nboot-id %s\n",
+                    id, fp->disk_ino, fp->disk_size, fp->disk_mtime_ns, fp->boot_id);
 }
 
 void
@@ -100,6 +101,16 @@ rootfs_fingerprint_same_build (const struct rootfs_fingerprint *a,
   cleanup_free char *ia = format_identity (a);
   cleanup_free char *ib = format_identity (b);
   return strcmp (ia, ib) == 0;
+}
+
+bool
+rootfs_fingerprint_same_build_except_content (const struct rootfs_fingerprint *a,
+                                              const struct rootfs_fingerprint *b)
+{
+  struct rootfs_fingerprint x = *b;
+  x.has_content_digest = a->has_content_digest;
+  memcpy (x.content_digest, a->content_digest, ROOTFS_DIGEST_LEN);
+  return rootfs_fingerprint_same_build (a, &x);
 }
 
 /* ---- parsing ---- */
@@ -306,7 +317,8 @@ rootfs_fingerprint_parse (const char *buf, size_t len, struct rootfs_fingerprint
     return 0;
   if (parse_u64 (&c, "disk-ino", UINT64_MAX, &fp->disk_ino, err) < 0
       || parse_u64 (&c, "disk-size", INT64_MAX, &fp->disk_size, err) < 0
-      || parse_i64 (&c, "disk-mtime-ns", &fp->disk_mtime_ns, err) < 0)
+      || parse_i64 (&c, "disk-mtime-ns", &fp->disk_mtime_ns, err) < 0
+      || parse_uuid (&c, "boot-id", fp->boot_id, err) < 0)
     return -1;
   fp->has_disk = true;
   if (c.p != c.end)
@@ -315,6 +327,34 @@ rootfs_fingerprint_parse (const char *buf, size_t len, struct rootfs_fingerprint
       return parse_error (err, &c, "unexpected data after the last key");
     }
   return 0;
+}
+
+bool
+rootfs_fingerprint_describes (const struct rootfs_fingerprint *fp, const struct stat *st,
+                              const char *boot_id)
+{
+  return fp->has_disk && fp->disk_ino == (uint64_t) st->st_ino
+         && fp->disk_size == (uint64_t) st->st_size
+         && fp->disk_mtime_ns
+              == (int64_t) st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec
+         && strcmp (fp->boot_id, boot_id) == 0;
+}
+
+void
+rootfs_boot_id (char *buf)
+{
+  cleanup_free char *text = NULL;
+  cleanup_error struct ate_error *e = NULL;
+  size_t len = 0;
+
+  snprintf (buf, ROOTFS_UUID_LEN + 1, "unknown");
+  if (ate_read_file ("/proc/sys/kernel/random/boot_id", 64, &text, &len, &e) < 0)
+    return;
+  if (len >= ROOTFS_UUID_LEN && (len == ROOTFS_UUID_LEN || text[ROOTFS_UUID_LEN] == '\n'))
+    {
+      memcpy (buf, text, ROOTFS_UUID_LEN);
+      buf[ROOTFS_UUID_LEN] = '\0';
+    }
 }
 
 char *

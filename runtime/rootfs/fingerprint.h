@@ -19,7 +19,9 @@
  *   fake-time <seconds>
  *   disk-ino <n>              (the disk file right after the build; a
  *   disk-size <n>              write by a VM changes its mtime, so a used
- *   disk-mtime-ns <n>          disk is never mistaken for a fresh one)
+ *   disk-mtime-ns <n>          disk is never mistaken for a fresh one;
+ *   boot-id <uuid>             disks are not fsync'ed, so one from an
+ *                              earlier boot is never trusted either)
  *
  * The lines up to fake-time are the build identity; its SHA-256 is the
  * image cache key.  The parser is strict: anything unexpected (a truncated
@@ -61,6 +63,7 @@ struct rootfs_fingerprint
   uint64_t disk_ino;
   uint64_t disk_size;
   int64_t disk_mtime_ns;
+  char boot_id[ROOTFS_UUID_LEN + 1];
 };
 
 /* Text of the fingerprint; the disk lines only when with_disk and
@@ -74,8 +77,22 @@ int rootfs_fingerprint_parse (const char *buf, size_t len, struct rootfs_fingerp
 bool rootfs_fingerprint_same_build (const struct rootfs_fingerprint *a,
                                     const struct rootfs_fingerprint *b);
 
+/* The same in everything but the content digest. */
+bool rootfs_fingerprint_same_build_except_content (const struct rootfs_fingerprint *a,
+                                                   const struct rootfs_fingerprint *b);
+
 /* Hex SHA-256 of the identity text (buf: ROOTFS_CACHE_KEY_LEN + 1). */
 void rootfs_fingerprint_cache_key (const struct rootfs_fingerprint *fp, char *buf);
+
+/* Does fp (with disk lines) describe the file st, unwritten since the
+ * build, in this boot? */
+struct stat;
+bool rootfs_fingerprint_describes (const struct rootfs_fingerprint *fp, const struct stat *st,
+                                   const char *boot_id);
+
+/* /proc/sys/kernel/random/boot_id into buf (ROOTFS_UUID_LEN + 1 bytes);
+ * "unknown" when it cannot be read (then no disk is ever reused). */
+void rootfs_boot_id (char *buf);
 
 /* "<disk>.fingerprint" */
 char *rootfs_fingerprint_path (const char *disk_path);

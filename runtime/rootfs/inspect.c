@@ -49,10 +49,9 @@ inspect_fingerprint (struct rootfs_manager *mgr, const char *image, const struct
       info->fingerprint_error = xstrdup (e->msg);
       return;
     }
-  info->fingerprint_matches_disk
-    = fp.has_disk && fp.disk_ino == (uint64_t) st->st_ino
-      && fp.disk_size == (uint64_t) st->st_size
-      && fp.disk_mtime_ns == (int64_t) st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+  char boot[ROOTFS_UUID_LEN + 1];
+  rootfs_boot_id (boot);
+  info->fingerprint_matches_disk = rootfs_fingerprint_describes (&fp, st, boot);
   info->cache_entry = rootfs_cache_entry_path_in (mgr->cache_dir, &fp);
   info->in_cache = rootfs_cache_has_entry_in (mgr->cache_dir, &fp);
 }

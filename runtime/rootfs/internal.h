@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cache.h"
+#include "fingerprint.h"
 #include "mkfs.h"
 #include "rootfs.h"
 
@@ -40,12 +41,13 @@ struct rootfs_job
 
   /* Written by the job thread before it reports completion. */
   struct rootfs_disk_stamp stamp;
+  char *trash; /* the replaced disk, removed after completion */
 
   /* Under mgr->lock. */
   int refs;
   int waiters;
-  bool done;
-  bool thread_joined;
+  bool done;     /* result available */
+  bool finished; /* the thread has nothing left to do (joinable at once) */
   int result;
   struct ate_error *err;
   struct rootfs_outcome outcome;
@@ -83,6 +85,7 @@ struct rootfs_manager
 
   pthread_mutex_t version_lock;
   char *mkfs_version;
+  char boot_id[ROOTFS_UUID_LEN + 1];
 };
 
 /* build.c: the body of a job, run on its thread. */

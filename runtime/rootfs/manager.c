@@ -98,6 +98,7 @@ rootfs_manager_new (const struct rootfs_config *cfg, struct rootfs_manager **out
   m->build_timeout_ms = cfg->build_timeout_ms > 0 ? cfg->build_timeout_ms
                                                   : ROOTFS_DEFAULT_BUILD_TIMEOUT_MS;
   m->metadata_digest_only = cfg->metadata_digest_only;
+  rootfs_boot_id (m->boot_id);
   if (manager_init_sync (m, err) < 0
       || (m->cache_max_bytes > 0
           && rootfs_cache_open (m->cache_dir, m->cache_max_bytes, &m->cache, err) < 0))
@@ -115,6 +116,7 @@ job_unref_locked (struct rootfs_job *j)
   if (--j->refs > 0)
     return;
   ate_error_free (j->err);
+  free (j->trash);
   free (j->src);
   free (j->disk);
   free (j);
@@ -144,20 +146,19 @@ unclaimed_take_locked (struct rootfs_manager *m, const char *disk)
 }
 
 /* Join the threads of finished jobs (they never take the lock again after
- * reporting completion, so this cannot deadlock). */
+ * setting `finished`, so this cannot deadlock). */
 static void
 reap_finished_locked (struct rootfs_manager *m)
 {
   for (struct rootfs_job **pp = &m->jobs; *pp;)
     {
       struct rootfs_job *j = *pp;
-      if (!j->done)
+      if (!j->finished)
         {
           pp = &j->next;
           continue;
         }
       pthread_join (j->thread, NULL);
-      j->thread_joined = true;
       *pp = j->next;
       job_unref_locked (j);
     }
@@ -247,6 +248,16 @@ job_thread (void *arg)
                "disk", j->disk, NULL);
     }
   pthread_cond_broadcast (&m->cond);
+  pthread_mutex_unlock (&m->lock);
+
+  /* After the callers have their disk: freeing the replaced one takes a
+   * while for a large image. */
+  if (j->trash && unlink (j->trash) < 0 && errno != ENOENT)
+    ate_log (ATE_LOG_WARN, "rootfs: cannot remove the replaced disk", "path", j->trash,
+             "error", strerror (errno), NULL);
+
+  pthread_mutex_lock (&m->lock);
+  j->finished = true;
   /* The list still holds a reference; reap_finished_locked drops it after
    * joining this thread. */
   job_unref_locked (j);

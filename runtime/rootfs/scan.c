@@ -18,10 +18,6 @@
 #include "util/sparse.h"
 #include "util/util.h"
 
-/* Canonical content blocks: every block of a regular file contributes a tag
- * byte (zero block or data) and, for data, its bytes.  Holes and written
- * zeros therefore hash the same on every file system. */
-#define CONTENT_BLOCK (128 * 1024)
 #define XATTR_LIST_MAX_BYTES 65536
 #define XATTR_VALUE_MAX_BYTES 65536
 
@@ -37,14 +33,12 @@ struct walker
   const struct rootfs_scan_opts *opts;
   struct rootfs_scan *out;
   EVP_MD_CTX *tree;
-  EVP_MD_CTX *content;
-  EVP_MD_CTX *file;
-  uint8_t *block;
   char *xlist;
   char *xvalue;
   struct link_slot *links;
   size_t links_cap;
   size_t links_used;
+  size_t files_cap;
   char *rel;      /* path of the current entry relative to the root */
   size_t rel_len;
   size_t rel_cap;
@@ -57,15 +51,6 @@ rootfs_scan_opts_init (struct rootfs_scan_opts *o)
   memset (o, 0, sizeof (*o));
   o->hash_content = true;
   o->deadline = ATE_DEADLINE_NONE;
-}
-
-void
-rootfs_scan_clear (struct rootfs_scan *s)
-{
-  if (s == NULL)
-    return;
-  free (s->max_file_path);
-  memset (s, 0, sizeof (*s));
 }
 
 void
@@ -297,87 +282,22 @@ link_lookup_or_add (struct walker *w, const struct stat *st)
     }
 }
 
-static bool
-all_zero (const uint8_t *p, size_t n)
+/* Remember a regular file for content hashing. */
+static void
+list_file (struct walker *w, const struct stat *st)
 {
-  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
-}
-
-/* Digest of a regular file's bytes in the canonical block form. */
-static int
-hash_file_content (struct walker *w, int fd, uint64_t size, uint8_t *digest,
-                   struct ate_error **err)
-{
-  off_t ds = 0, de = 0;
-  unsigned int dlen = 0;
-  const uint8_t zero_tag = 0, data_tag = 1;
-
-  if (EVP_DigestInit_ex (w->file, EVP_sha256 (), NULL) != 1)
-    abort ();
-  for (uint64_t off = 0; off < size; off += CONTENT_BLOCK)
+  struct rootfs_scan *o = w->out;
+  if (o->n_files == w->files_cap)
     {
-      size_t blen = (size_t) (size - off < CONTENT_BLOCK ? size - off : CONTENT_BLOCK);
-      if ((off & ((64u << 20) - 1)) == 0 && check_stop (w, err) < 0)
-        return -1;
-      if ((off_t) off >= de)
-        {
-          int r = ate_sparse_next_extent (fd, (off_t) off, (off_t) size, &ds, &de, err);
-          if (r < 0)
-            return -1;
-          if (r == 0)
-            ds = de = (off_t) size;
-        }
-      if (ds >= (off_t) (off + blen))
-        {
-          put_bytes (w->file, &zero_tag, 1);
-          continue;
-        }
-      for (size_t got = 0; got < blen;)
-        {
-          ssize_t r = TEMP_FAILURE_RETRY (pread (fd, w->block + got, blen - got,
-                                                 (off_t) (off + got)));
-          if (r < 0)
-            return ate_error_make (err, errno, "read `%s`", rel_name (w));
-          if (r == 0)
-            return ate_error_make (err, EIO, "`%s` shrank while it was read",
-                                   rel_name (w));
-          got += (size_t) r;
-        }
-      if (all_zero (w->block, blen))
-        put_bytes (w->file, &zero_tag, 1);
-      else
-        {
-          put_bytes (w->file, &data_tag, 1);
-          put_bytes (w->file, w->block, blen);
-        }
+      w->files_cap = w->files_cap ? w->files_cap * 2 : 256;
+      o->files = xrealloc (o->files, w->files_cap * sizeof (*o->files));
     }
-  if (EVP_DigestFinal_ex (w->file, digest, &dlen) != 1)
-    abort ();
-  return 0;
-}
-
-static int
-hash_regular (struct walker *w, int dirfd, const char *name, const struct stat *st,
-              struct ate_error **err)
-{
-  uint8_t digest[ROOTFS_DIGEST_LEN];
-  cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-  struct stat st2;
-
-  if (fd < 0 && errno == EPERM) /* O_NOATIME needs ownership or CAP_FOWNER */
-    fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return ate_error_make (err, errno, "open `%s`", rel_name (w));
-  if (fstat (fd, &st2) < 0)
-    return ate_error_make (err, errno, "stat `%s`", rel_name (w));
-  if (st2.st_ino != st->st_ino || st2.st_dev != st->st_dev || st2.st_size != st->st_size)
-    return ate_error_make (err, EAGAIN, "`%s` changed while the tree was scanned",
-                           rel_name (w));
-  if (hash_file_content (w, fd, (uint64_t) st->st_size, digest, err) < 0)
-    return -1;
-  put_u64 (w->content, w->index);
-  put_bytes (w->content, digest, sizeof (digest));
-  return 0;
+  o->files[o->n_files++] = (struct rootfs_scan_file){ .path = xstrdup (w->rel),
+                                                      .index = w->index,
+                                                      .size = (uint64_t) st->st_size,
+                                                      .dev = st->st_dev,
+                                                      .ino = st->st_ino,
+                                                      .ctime = st->st_ctim };
 }
 
 static char
@@ -440,8 +360,8 @@ record_entry (struct walker *w, int dirfd, const char *name, uint32_t depth,
     }
   if (hash_xattrs (w, dirfd, name, err) < 0)
     return -1;
-  if (type == 'f' && w->opts->hash_content)
-    return hash_regular (w, dirfd, name, st, err);
+  if (type == 'f')
+    list_file (w, st);
   return 0;
 }
 
@@ -504,9 +424,6 @@ static void
 walker_free (struct walker *w)
 {
   EVP_MD_CTX_free (w->tree);
-  EVP_MD_CTX_free (w->content);
-  EVP_MD_CTX_free (w->file);
-  free (w->block);
   free (w->xlist);
   free (w->xvalue);
   free (w->links);
@@ -518,9 +435,15 @@ scan_root (struct walker *w, const char *src_dir, struct ate_error **err)
 {
   cleanup_close int fd = open (src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   unsigned int dlen = 0;
+  struct stat st;
 
   if (fd < 0)
     return ate_error_make (err, errno, "source `%s` is not a readable directory", src_dir);
+  if (fstat (fd, &st) < 0)
+    return ate_error_make (err, errno, "stat `%s`", src_dir);
+  w->out->root = xstrdup (src_dir);
+  w->out->root_dev = st.st_dev;
+  w->out->root_ino = st.st_ino;
   /* The root inode's mode, owner and times are set explicitly by the build
    * (spec 12 item 26), so only its xattrs, which mkfs copies, count. */
   w->out->entries = 1;
@@ -533,14 +456,20 @@ scan_root (struct walker *w, const char *src_dir, struct ate_error **err)
     return -1;
   if (EVP_DigestFinal_ex (w->tree, w->out->tree_digest, &dlen) != 1)
     abort ();
-  if (w->opts->hash_content)
-    {
-      put_bytes (w->content, w->out->tree_digest, ROOTFS_DIGEST_LEN);
-      if (EVP_DigestFinal_ex (w->content, w->out->content_digest, &dlen) != 1)
-        abort ();
-      w->out->has_content_digest = true;
-    }
   return 0;
+}
+
+void
+rootfs_scan_clear (struct rootfs_scan *s)
+{
+  if (s == NULL)
+    return;
+  for (size_t i = 0; i < s->n_files; i++)
+    free (s->files[i].path);
+  free (s->files);
+  free (s->root);
+  free (s->max_file_path);
+  memset (s, 0, sizeof (*s));
 }
 
 int
@@ -561,20 +490,18 @@ rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
   w.opts = o;
   w.out = out;
   w.tree = EVP_MD_CTX_new ();
-  w.content = EVP_MD_CTX_new ();
-  w.file = EVP_MD_CTX_new ();
-  if (w.tree == NULL || w.content == NULL || w.file == NULL)
+  if (w.tree == NULL)
     ate_oom ();
-  if (EVP_DigestInit_ex (w.tree, EVP_sha256 (), NULL) != 1
-      || EVP_DigestInit_ex (w.content, EVP_sha256 (), NULL) != 1)
+  if (EVP_DigestInit_ex (w.tree, EVP_sha256 (), NULL) != 1)
     abort ();
-  w.block = xmalloc (CONTENT_BLOCK);
   w.xlist = xmalloc (XATTR_LIST_MAX_BYTES);
   w.xvalue = xmalloc (XATTR_VALUE_MAX_BYTES);
   w.rel = xstrdup ("");
   w.rel_cap = 1;
   ret = scan_root (&w, src_dir, err);
   walker_free (&w);
+  if (ret == 0 && o->hash_content)
+    ret = rootfs_scan_hash_content (out, o, err);
   if (ret < 0)
     {
       rootfs_scan_clear (out);

@@ -24,6 +24,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "util/time.h"
 
@@ -33,11 +35,28 @@ struct ate_error;
 /* Directory nesting the walk accepts (one open fd per level). */
 #define ROOTFS_SCAN_MAX_DEPTH 512
 
+/* Content is hashed in chunks of this size, in parallel; a file's digest
+ * is the SHA-256 of its chunks' digests. */
+#define ROOTFS_CONTENT_CHUNK (64ULL << 20)
+#define ROOTFS_CONTENT_MAX_THREADS 8
+
 struct rootfs_scan_opts
 {
-  bool hash_content;
+  bool hash_content;         /* rootfs_scan_tree also hashes content */
+  unsigned threads;          /* for content hashing; 0: number of CPUs, at most 4 */
   const atomic_bool *cancel; /* NULL: never cancelled */
   ate_deadline_t deadline;
+};
+
+/* A regular file whose bytes count (the first name of each inode). */
+struct rootfs_scan_file
+{
+  char *path;     /* relative to the root */
+  uint64_t index; /* entry index in walk order */
+  uint64_t size;
+  dev_t dev;
+  ino_t ino;
+  struct timespec ctime; /* any change to the file since the walk moves it */
 };
 
 struct rootfs_scan
@@ -50,6 +69,12 @@ struct rootfs_scan
   uint8_t tree_digest[ROOTFS_DIGEST_LEN];
   bool has_content_digest;
   uint8_t content_digest[ROOTFS_DIGEST_LEN];
+  /* for rootfs_scan_hash_content */
+  char *root;
+  dev_t root_dev;
+  ino_t root_ino;
+  struct rootfs_scan_file *files;
+  size_t n_files;
 };
 
 void rootfs_scan_opts_init (struct rootfs_scan_opts *o);
@@ -59,6 +84,12 @@ void rootfs_scan_opts_init (struct rootfs_scan_opts *o);
  * deadline. */
 int rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
                       struct rootfs_scan *out, struct ate_error **err);
+
+/* Compute s->content_digest from the files the walk listed (content.c).
+ * Files are reopened beneath the root without following symlinks and must
+ * still be the inodes the walk saw. */
+int rootfs_scan_hash_content (struct rootfs_scan *s, const struct rootfs_scan_opts *o,
+                              struct ate_error **err);
 
 void rootfs_scan_clear (struct rootfs_scan *s);
 

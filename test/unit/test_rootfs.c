@@ -328,6 +328,95 @@ test_digest_content (void **state)
 }
 
 static void
+scan_threads (const char *dir, unsigned threads, struct rootfs_scan *s)
+{
+  struct rootfs_scan_opts o;
+  struct ate_error *err = NULL;
+
+  rootfs_scan_opts_init (&o);
+  o.threads = threads;
+  if (rootfs_scan_tree (dir, &o, s, &err) < 0)
+    fail_msg ("scan: %s", err->msg);
+}
+
+static void
+test_digest_chunks_parallel (void **state)
+{
+  (void) state;
+  char *d = make_tmpdir ();
+  cleanup_free char *big = at (d, "big");
+  struct rootfs_scan one, four, changed;
+
+  /* A sparse file spanning three chunks with data in the second and
+   * third, next to small files: any thread count gives the same digest. */
+  make_file (d, "big", (off_t) (2 * ROOTFS_CONTENT_CHUNK + 4096), 'x');
+  cleanup_close int fd = open (big, O_WRONLY | O_CLOEXEC);
+  assert_int_equal (pwrite (fd, "middle", 6, (off_t) ROOTFS_CONTENT_CHUNK + 100), 6);
+  assert_int_equal (pwrite (fd, "tail", 4, (off_t) (2 * ROOTFS_CONTENT_CHUNK)), 4);
+  for (int i = 0; i < 20; i++)
+    {
+      cleanup_free char *n = xasprintf ("small%02d", i);
+      make_file (d, n, 1000 + i, 'a' + i);
+    }
+  scan_threads (d, 1, &one);
+  scan_threads (d, 4, &four);
+  assert_memory_equal (one.content_digest, four.content_digest, ROOTFS_DIGEST_LEN);
+  assert_int_equal (one.n_files, 21);
+  /* A byte in the middle chunk changes it (size and mtime kept). */
+  assert_int_equal (pwrite (fd, "MIDDLE", 6, (off_t) ROOTFS_CONTENT_CHUNK + 100), 6);
+  set_mtime (d, "big", 0);
+  scan_threads (d, 3, &changed);
+  set_mtime (d, "big", 0);
+  rootfs_scan_clear (&one);
+  scan_threads (d, 1, &one);
+  assert_memory_equal (one.content_digest, changed.content_digest, ROOTFS_DIGEST_LEN);
+  assert_memory_not_equal (four.content_digest, changed.content_digest, ROOTFS_DIGEST_LEN);
+  rootfs_scan_clear (&one);
+  rootfs_scan_clear (&four);
+  rootfs_scan_clear (&changed);
+  rm_tree (d);
+}
+
+static void
+test_content_swapped_file (void **state)
+{
+  (void) state;
+  char *d = make_tmpdir (), *e = make_tmpdir ();
+  cleanup_free char *f = at (d, "sub/f"), *sub = at (d, "sub"), *away = at (e, "sub");
+  struct rootfs_scan_opts o;
+  struct rootfs_scan s;
+  struct ate_error *err = NULL;
+
+  make_dir (d, "sub");
+  make_file (d, "sub/f", 100, 'a');
+  make_file (e, "outside", 100, 'z');
+  rootfs_scan_opts_init (&o);
+  o.hash_content = false;
+  assert_int_equal (rootfs_scan_tree (d, &o, &s, &err), 0);
+  /* Between the walk and the hashing, sub becomes a symlink out of the
+   * tree: the hasher must not follow it. */
+  assert_int_equal (rename (sub, away), 0);
+  cleanup_free char *target = xasprintf ("%s/sub", e);
+  assert_int_equal (symlink (target, sub), 0);
+  assert_true (rootfs_scan_hash_content (&s, &o, &err) < 0);
+  ate_error_release (&err);
+  rootfs_scan_clear (&s);
+
+  /* A file replaced by another of the same size is noticed too. */
+  unlink (sub);
+  assert_int_equal (rename (away, sub), 0);
+  assert_int_equal (rootfs_scan_tree (d, &o, &s, &err), 0);
+  unlink (f);
+  make_file (d, "sub/f", 100, 'b');
+  assert_true (rootfs_scan_hash_content (&s, &o, &err) < 0);
+  assert_int_equal (err->status, EAGAIN);
+  ate_error_release (&err);
+  rootfs_scan_clear (&s);
+  rm_tree (d);
+  rm_tree (e);
+}
+
+static void
 sample_fingerprint (struct rootfs_fingerprint *fp)
 {
   memset (fp, 0, sizeof (*fp));
@@ -350,6 +439,7 @@ sample_fingerprint (struct rootfs_fingerprint *fp)
   fp->disk_ino = 42;
   fp->disk_size = 518ULL << 20;
   fp->disk_mtime_ns = 1764201600123456789LL;
+  strcpy (fp->boot_id, "b39fe5e1-3ac0-45c7-ac28-453b77e602bf");
 }
 
 static void
@@ -381,6 +471,15 @@ test_fingerprint_roundtrip (void **state)
   rootfs_fingerprint_cache_key (&back, k2);
   assert_string_equal (k1, k2);
   assert_int_equal (strlen (k1), 64);
+
+  /* The content digest is the only difference "except content" ignores. */
+  back = fp;
+  back.content_digest[0] ^= 1;
+  assert_false (rootfs_fingerprint_same_build (&fp, &back));
+  assert_true (rootfs_fingerprint_same_build_except_content (&fp, &back));
+  back.size_mib++;
+  assert_false (rootfs_fingerprint_same_build_except_content (&fp, &back));
+  back = fp;
 
   /* Every identity field counts. */
   back.has_content_digest = false;
@@ -522,6 +621,34 @@ test_fingerprint_file (void **state)
   assert_non_null (strstr (err->msg, "actor-rootfs.ext4.fingerprint"));
   ate_error_release (&err);
   rm_tree (d);
+}
+
+static void
+test_fingerprint_describes (void **state)
+{
+  (void) state;
+  struct rootfs_fingerprint fp;
+  struct stat st;
+  char boot[ROOTFS_UUID_LEN + 1];
+
+  sample_fingerprint (&fp);
+  memset (&st, 0, sizeof (st));
+  st.st_ino = 42;
+  st.st_size = 518LL << 20;
+  st.st_mtim.tv_sec = 1764201600;
+  st.st_mtim.tv_nsec = 123456789;
+  assert_true (rootfs_fingerprint_describes (&fp, &st, fp.boot_id));
+  assert_false (rootfs_fingerprint_describes (&fp, &st, "00000000-0000-0000-0000-000000000000"));
+  st.st_mtim.tv_nsec++; /* written by a VM */
+  assert_false (rootfs_fingerprint_describes (&fp, &st, fp.boot_id));
+  st.st_mtim.tv_nsec--;
+  st.st_ino++; /* replaced */
+  assert_false (rootfs_fingerprint_describes (&fp, &st, fp.boot_id));
+  fp.has_disk = false;
+  st.st_ino--;
+  assert_false (rootfs_fingerprint_describes (&fp, &st, fp.boot_id));
+  rootfs_boot_id (boot);
+  assert_int_equal (strlen (boot), 36);
 }
 
 static void
@@ -672,9 +799,12 @@ main (void)
     cmocka_unit_test (test_digest_changes),
     cmocka_unit_test (test_digest_hardlink_inodes),
     cmocka_unit_test (test_digest_content),
+    cmocka_unit_test (test_digest_chunks_parallel),
+    cmocka_unit_test (test_content_swapped_file),
     cmocka_unit_test (test_fingerprint_roundtrip),
     cmocka_unit_test (test_fingerprint_parse_errors),
     cmocka_unit_test (test_fingerprint_file),
+    cmocka_unit_test (test_fingerprint_describes),
     cmocka_unit_test (test_derive_uuid),
     cmocka_unit_test (test_temp_naming),
     cmocka_unit_test (test_temp_cleanup),

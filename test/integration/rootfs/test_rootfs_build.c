@@ -344,6 +344,16 @@ build_ok (struct rootfs_manager *m, const char *src, const char *disk,
     fail_msg ("%s", err->msg);
 }
 
+static void
+assert_no_temporaries (const char *dir)
+{
+  cleanup_dir DIR *d = opendir (dir);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (str_has_suffix (de->d_name, ".building"))
+      fail_msg ("temporary file left: %s", de->d_name);
+}
+
 /* ---- contents ---- */
 
 static void
@@ -501,6 +511,8 @@ test_reuse_and_rebuild (void **state)
   assert_int_equal (mkfs_runs (f), 4);
   assert_fsck_clean (disk);
   rootfs_manager_free (m);
+  /* The replaced disks were set aside and removed after each job. */
+  assert_no_temporaries (f->dir);
 }
 
 /* ---- deadlines ---- */
@@ -600,13 +612,7 @@ test_sigkill_mkfs (void **state)
   assert_contains (err->msg, "killed by signal 9");
   ate_error_release (&err);
   assert_false (ate_path_exists (disk));
-  {
-    cleanup_dir DIR *d = opendir (f->dir);
-    struct dirent *de;
-    while ((de = readdir (d)) != NULL)
-      if (str_has_suffix (de->d_name, ".building"))
-        fail_msg ("temporary file left: %s", de->d_name);
-  }
+  assert_no_temporaries (f->dir);
   /* A crash leftover (no live holder) is removed by the next build, which
    * succeeds. */
   write_text (leftover, "partial", 0600);
@@ -923,11 +929,7 @@ test_free_cancels (void **state)
   rootfs_manager_free (m);
   assert_true (ate_elapsed_ms (t0) < 5000);
   assert_false (ate_path_exists (disk));
-  cleanup_dir DIR *d = opendir (f->dir);
-  struct dirent *de;
-  while ((de = readdir (d)) != NULL)
-    if (str_has_suffix (de->d_name, ".building"))
-      fail_msg ("temporary file left: %s", de->d_name);
+  assert_no_temporaries (f->dir);
 }
 
 int
