@@ -201,6 +201,8 @@ make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
   t0 = ate_now_ns ();
   if (rootfs_normalise (&np, env, err) < 0)
     return -1;
+  if (rootfs_scan_verify_unchanged (scan, err) < 0)
+    return ate_error_wrap (err, "build `%s`", j->disk);
   struct json_object *a = json_object_new_object ();
   json_object_object_add (a, "disk", json_object_new_string (j->disk));
   json_object_object_add (a, "mkfs_ms", json_object_new_int64 ((int64_t) mkfs_ms));
@@ -210,37 +212,16 @@ make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
   return 0;
 }
 
-/* Fill the temporary: from the cache, else mkfs (then offer it to the
- * cache; a cache failure costs only a warning). */
-static int
-produce (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
-         const struct rootfs_scan *scan, const struct rootfs_tool_env *env, const char *tmp,
-         int fd, enum rootfs_origin *origin, const char **method, struct ate_error **err)
+/* Offer a fresh image to the cache: copy now (the disk is the VM's once
+ * published); the fsync and the eviction wait until the callers have their
+ * disk.  A cache failure costs only a warning. */
+static void
+stage_for_cache (struct rootfs_job *j, const struct rootfs_fingerprint *fp, int fd)
 {
-  struct rootfs_cache *cache = j->mgr->cache;
-  int r;
+  struct ate_error *e = NULL;
 
-  if (cache)
-    {
-      r = rootfs_cache_clone_to (cache, fp, fd, method, err);
-      if (r < 0)
-        return -1;
-      if (r == 1)
-        {
-          *origin = ROOTFS_ORIGIN_CACHE;
-          return 0;
-        }
-    }
-  if (make_image (j, fp, scan, env, tmp, fd, err) < 0)
-    return -1;
-  *origin = ROOTFS_ORIGIN_BUILT;
-  if (cache)
-    {
-      struct ate_error *ce = NULL;
-      if (rootfs_cache_insert (cache, fp, fd, &ce) < 0)
-        ate_error_log_warning_and_release (&ce, "rootfs: image cache");
-    }
-  return 0;
+  if (j->mgr->cache && rootfs_cache_stage (j->mgr->cache, fp, fd, &j->staged, &e) < 0)
+    ate_error_log_warning_and_release (&e, "rootfs: image cache");
 }
 
 /* Move an existing disk out of the way under a temporary's name (removed
@@ -372,8 +353,13 @@ struct build
   struct hashing hashing;
   char *tmp;
   int fd;
-  bool speculative;                /* fd holds a cache candidate ... */
-  struct rootfs_fingerprint cand;  /* ... built from this */
+  enum
+  {
+    SPEC_NONE,
+    SPEC_CLONE, /* fd holds a clone of the cache entry `cand` */
+    SPEC_BUILT, /* fd holds a finished mkfs image of the tree */
+  } spec;
+  struct rootfs_fingerprint cand;
   const char *method;
 };
 
@@ -418,25 +404,37 @@ build_scan (struct rootfs_job *j, const struct rootfs_tool_env *env, struct buil
   return 0;
 }
 
-/* While the content is hashed, clone the cache entry it will most likely
- * match (the one with the same metadata), unless the existing disk is
- * likely to be reused. */
+/* While the content is hashed (its digest is needed only for the
+ * fingerprint and the cache key), start on the image: clone the cache
+ * entry with the same metadata, which the content will most likely match,
+ * or, when there is none, run mkfs (its output does not depend on the
+ * content digest).  Nothing when the existing disk is likely reused. */
 static int
-build_speculate (struct rootfs_job *j, struct build *b, struct ate_error **err)
+build_speculate (struct rootfs_job *j, const struct rootfs_tool_env *env, struct build *b,
+                 struct ate_error **err)
 {
   struct rootfs_manager *m = j->mgr;
   cleanup_free char *why = NULL;
   int r;
 
-  if (m->metadata_digest_only || m->cache == NULL
-      || (j->may_reuse && disk_matches (j->disk, &b->fp, m->boot_id, true, &why)))
+  if (j->may_reuse && disk_matches (j->disk, &b->fp, m->boot_id, true, &why))
     return 0;
   if (prepare_temp (j, &b->tmp, &b->fd, err) < 0)
     return -1;
-  r = rootfs_cache_clone_candidate (m->cache, &b->fp, b->fd, &b->cand, &b->method, err);
-  if (r < 0)
+  if (m->cache)
+    {
+      r = rootfs_cache_clone_candidate (m->cache, &b->fp, b->fd, &b->cand, &b->method, err);
+      if (r < 0)
+        return -1;
+      if (r == 1)
+        {
+          b->spec = SPEC_CLONE;
+          return 0;
+        }
+    }
+  if (make_image (j, &b->fp, &b->scan, env, b->tmp, b->fd, err) < 0)
     return -1;
-  b->speculative = r == 1;
+  b->spec = SPEC_BUILT;
   return 0;
 }
 
@@ -453,24 +451,48 @@ build_content_digest (struct rootfs_job *j, struct build *b, struct ate_error **
   return 0;
 }
 
-/* A temporary with the image of b->fp: the speculative clone if it turned
- * out right, else the cache, else mkfs. */
+/* A temporary with the image of b->fp: what the speculation made if it
+ * turned out right, else a clone from the cache, else mkfs. */
 static int
 build_image (struct rootfs_job *j, const struct rootfs_tool_env *env, struct build *b,
              enum rootfs_origin *origin, struct ate_error **err)
 {
-  if (b->speculative && rootfs_fingerprint_same_build (&b->cand, &b->fp))
+  struct rootfs_cache *cache = j->mgr->cache;
+  int r;
+
+  if (b->spec == SPEC_CLONE && rootfs_fingerprint_same_build (&b->cand, &b->fp))
     {
-      rootfs_cache_touch (j->mgr->cache, &b->fp);
+      rootfs_cache_touch (cache, &b->fp);
       *origin = ROOTFS_ORIGIN_CACHE;
       return 0;
     }
-  if (b->speculative && ftruncate (b->fd, 0) < 0)
-    return ate_error_make (err, errno, "truncate `%s`", b->tmp);
+  if (b->spec == SPEC_BUILT)
+    {
+      *origin = ROOTFS_ORIGIN_BUILT;
+      stage_for_cache (j, &b->fp, b->fd);
+      return 0;
+    }
   b->method = NULL;
   if (b->tmp == NULL && prepare_temp (j, &b->tmp, &b->fd, err) < 0)
     return -1;
-  return produce (j, &b->fp, &b->scan, env, b->tmp, b->fd, origin, &b->method, err);
+  if (b->spec == SPEC_CLONE && ftruncate (b->fd, 0) < 0)
+    return ate_error_make (err, errno, "truncate `%s`", b->tmp);
+  if (cache)
+    {
+      r = rootfs_cache_clone_to (cache, &b->fp, b->fd, &b->method, err);
+      if (r < 0)
+        return -1;
+      if (r == 1)
+        {
+          *origin = ROOTFS_ORIGIN_CACHE;
+          return 0;
+        }
+    }
+  if (make_image (j, &b->fp, &b->scan, env, b->tmp, b->fd, err) < 0)
+    return -1;
+  *origin = ROOTFS_ORIGIN_BUILT;
+  stage_for_cache (j, &b->fp, b->fd);
+  return 0;
 }
 
 static int
@@ -484,7 +506,7 @@ execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
   if (r == 0)
     {
       rootfs_geometry_from_counts (b.scan.entries, b.scan.content_bytes, &out->geometry);
-      r = build_speculate (j, &b, err);
+      r = build_speculate (j, env, &b, err);
     }
   if (r == 0)
     r = build_content_digest (j, &b, err);

@@ -426,32 +426,97 @@ make_room (struct rootfs_cache *c, uint64_t need, struct ate_error **err, int *f
   return total + need <= c->max_bytes;
 }
 
-static int
-write_entry (struct rootfs_cache *c, const char *key, const struct rootfs_fingerprint *fp,
-             int src_fd, struct ate_error **err)
+struct rootfs_cache_staged
 {
-  cleanup_free char *image = entry_file (c, key, IMAGE_SUFFIX);
-  cleanup_free char *fpath = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
-  cleanup_free char *tmp = NULL;
-  cleanup_close int fd = -1;
-  const char *method = NULL;
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  struct rootfs_fingerprint fp;
+  char *tmp;
+  int fd;        /* flock'ed: leftover cleanup leaves it alone */
+  uint64_t need; /* allocated bytes */
+};
 
-  if (rootfs_temp_create (image, &tmp, &fd, err) < 0)
-    return -1;
-  if (rootfs_clone_fd (src_fd, fd, &method, err) < 0 || fchmod (fd, 0400) < 0
-      || rootfs_temp_install (fd, tmp, image, err) < 0)
+void
+rootfs_cache_discard (struct rootfs_cache_staged *s)
+{
+  if (s == NULL)
+    return;
+  unlink (s->tmp);
+  close (s->fd);
+  free (s->tmp);
+  free (s);
+}
+
+int
+rootfs_cache_stage (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int src_fd,
+                    struct rootfs_cache_staged **out, struct ate_error **err)
+{
+  struct rootfs_cache_staged *s;
+  cleanup_free char *image = NULL;
+  const char *method = NULL;
+  uint64_t need = rootfs_allocated_bytes (src_fd);
+
+  *out = NULL;
+  if (need > c->max_bytes)
     {
-      if (*err == NULL)
-        ate_error_make (err, errno, "chmod `%s`", tmp);
-      unlink (tmp);
+      struct json_object *a = json_object_new_object ();
+      json_object_object_add (a, "allocated_bytes", json_object_new_int64 ((int64_t) need));
+      json_object_object_add (a, "cache_max_bytes",
+                              json_object_new_int64 ((int64_t) c->max_bytes));
+      ate_log_obj (ATE_LOG_INFO, "rootfs cache: image larger than the cache, not caching", a);
+      return 0;
+    }
+  if (rootfs_cache_contains (c, fp))
+    return 0;
+  s = xmalloc0 (sizeof (*s));
+  s->fd = -1;
+  s->fp = *fp;
+  s->need = need;
+  rootfs_fingerprint_cache_key (fp, s->key);
+  image = entry_file (c, s->key, IMAGE_SUFFIX);
+  if (rootfs_temp_create (image, &s->tmp, &s->fd, err) < 0)
+    {
+      free (s);
       return -1;
     }
-  if (rootfs_fingerprint_write (fpath, fp, false, err) < 0)
+  if (rootfs_clone_fd (src_fd, s->fd, &method, err) < 0 || fchmod (s->fd, 0400) < 0)
+    {
+      if (*err == NULL)
+        ate_error_make (err, errno, "chmod `%s`", s->tmp);
+      rootfs_cache_discard (s);
+      return -1;
+    }
+  *out = s;
+  return 0;
+}
+
+static int
+commit_locked (struct rootfs_cache *c, struct rootfs_cache_staged *s, struct ate_error **err)
+{
+  cleanup_free char *image = entry_file (c, s->key, IMAGE_SUFFIX);
+  cleanup_free char *fpath = entry_file (c, s->key, ROOTFS_FINGERPRINT_SUFFIX);
+  int failed = 0;
+
+  if (rootfs_cache_contains (c, &s->fp))
+    {
+      touch_entry (c, s->key);
+      return 1;
+    }
+  if (!make_room (c, s->need, err, &failed))
+    {
+      if (failed)
+        return -1;
+      ate_log (ATE_LOG_WARN, "rootfs cache: full of images in use, not caching", "key", s->key,
+               NULL);
+      return 0;
+    }
+  if (rootfs_temp_install (s->fd, s->tmp, image, err) < 0)
+    return -1;
+  if (rootfs_fingerprint_write (fpath, &s->fp, false, err) < 0)
     {
       unlink (image);
       return -1;
     }
-  return 0;
+  return 1;
 }
 
 static int
@@ -471,56 +536,33 @@ lock_dir (struct rootfs_cache *c, struct ate_error **err)
   return fd;
 }
 
-static int
-insert_locked (struct rootfs_cache *c, const char *key, const struct rootfs_fingerprint *fp,
-               int src_fd, uint64_t need, struct ate_error **err)
+int
+rootfs_cache_commit (struct rootfs_cache *c, struct rootfs_cache_staged *s,
+                     struct ate_error **err)
 {
-  int failed = 0;
+  cleanup_close int lock = -1;
+  int r;
 
-  if (rootfs_cache_contains (c, fp))
-    {
-      touch_entry (c, key);
-      return 1;
-    }
-  if (!make_room (c, need, err, &failed))
-    {
-      if (failed)
-        return -1;
-      ate_log (ATE_LOG_WARN, "rootfs cache: full of images in use, not caching", "key", key,
-               NULL);
-      return 0;
-    }
-  if (write_entry (c, key, fp, src_fd, err) < 0)
-    return -1;
-  return 1;
+  pthread_mutex_lock (&c->lock);
+  lock = lock_dir (c, err);
+  r = lock < 0 ? -1 : commit_locked (c, s, err);
+  close_and_reset (&lock);
+  pthread_mutex_unlock (&c->lock);
+  if (r < 0)
+    ate_error_wrap (err, "add image %s to the cache", s->key);
+  rootfs_cache_discard (s); /* the temporary, unless installed */
+  return r;
 }
 
 int
 rootfs_cache_insert (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int src_fd,
                      struct ate_error **err)
 {
-  char key[ROOTFS_CACHE_KEY_LEN + 1];
-  uint64_t need = rootfs_allocated_bytes (src_fd);
-  cleanup_close int lock = -1;
-  int r;
+  struct rootfs_cache_staged *s = NULL;
 
-  rootfs_fingerprint_cache_key (fp, key);
-  if (need > c->max_bytes)
-    {
-      struct json_object *a = json_object_new_object ();
-      json_object_object_add (a, "key", json_object_new_string (key));
-      json_object_object_add (a, "allocated_bytes", json_object_new_int64 ((int64_t) need));
-      json_object_object_add (a, "cache_max_bytes",
-                              json_object_new_int64 ((int64_t) c->max_bytes));
-      ate_log_obj (ATE_LOG_INFO, "rootfs cache: image larger than the cache, not caching", a);
-      return 0;
-    }
-  pthread_mutex_lock (&c->lock);
-  lock = lock_dir (c, err);
-  r = lock < 0 ? -1 : insert_locked (c, key, fp, src_fd, need, err);
-  close_and_reset (&lock);
-  pthread_mutex_unlock (&c->lock);
-  if (r < 0)
-    return ate_error_wrap (err, "add image %s to the cache", key);
-  return r;
+  if (rootfs_cache_stage (c, fp, src_fd, &s, err) < 0)
+    return -1;
+  if (s == NULL)
+    return rootfs_cache_contains (c, fp) ? 1 : 0;
+  return rootfs_cache_commit (c, s, err);
 }

@@ -60,9 +60,21 @@ void rootfs_cache_touch (struct rootfs_cache *c, const struct rootfs_fingerprint
 
 /* Keep the finished image in src_fd as the entry of fp, evicting least
  * recently used entries not in use.  Returns 1 when inserted (or already
- * present), 0 when it does not fit. */
+ * present), 0 when it does not fit.  = stage + commit. */
 int rootfs_cache_insert (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
                          int src_fd, struct ate_error **err);
+
+/* The same in two steps, so that only the copy is on the caller's path:
+ * stage copies src_fd into a locked temporary of the entry (*out NULL when
+ * the image is larger than the whole cache or already cached); commit,
+ * after the caller has its disk, makes room, fsyncs and installs it (1),
+ * or drops it when it does not fit (0).  Commit and discard free it. */
+struct rootfs_cache_staged;
+int rootfs_cache_stage (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                        int src_fd, struct rootfs_cache_staged **out, struct ate_error **err);
+int rootfs_cache_commit (struct rootfs_cache *c, struct rootfs_cache_staged *s,
+                         struct ate_error **err);
+void rootfs_cache_discard (struct rootfs_cache_staged *s);
 
 /* Allocated bytes of all entries. */
 uint64_t rootfs_cache_usage (struct rootfs_cache *c);

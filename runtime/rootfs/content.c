@@ -323,6 +323,29 @@ open_root (const struct rootfs_scan *s, struct ate_error **err)
 }
 
 int
+rootfs_scan_verify_unchanged (const struct rootfs_scan *s, struct ate_error **err)
+{
+  cleanup_close int root = open_root (s, err);
+
+  if (root < 0)
+    return -1;
+  for (size_t i = 0; i < s->n_files; i++)
+    {
+      const struct rootfs_scan_file *f = &s->files[i];
+      struct stat st;
+      /* A swapped directory component shows up as another inode. */
+      if (fstatat (root, f->path, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_ino != f->ino
+          || st.st_dev != f->dev || (uint64_t) st.st_size != f->size
+          || st.st_ctim.tv_sec != f->ctime.tv_sec || st.st_ctim.tv_nsec != f->ctime.tv_nsec)
+        return ate_error_make (err, EAGAIN,
+                               "`%s/%s` changed while the disk was built (the source tree "
+                               "must not change during a build)",
+                               s->root, f->path);
+    }
+  return 0;
+}
+
+int
 rootfs_scan_hash_content (struct rootfs_scan *s, const struct rootfs_scan_opts *o,
                           struct ate_error **err)
 {

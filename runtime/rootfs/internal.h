@@ -42,6 +42,7 @@ struct rootfs_job
   /* Written by the job thread before it reports completion. */
   struct rootfs_disk_stamp stamp;
   char *trash; /* the replaced disk, removed after completion */
+  struct rootfs_cache_staged *staged; /* committed to the cache after completion */
 
   /* Under mgr->lock. */
   int refs;

@@ -116,6 +116,7 @@ job_unref_locked (struct rootfs_job *j)
   if (--j->refs > 0)
     return;
   ate_error_free (j->err);
+  rootfs_cache_discard (j->staged);
   free (j->trash);
   free (j->src);
   free (j->disk);
@@ -215,6 +216,28 @@ log_job_result (const struct rootfs_job *j)
            j->err ? j->err->msg : "unknown", NULL);
 }
 
+/* Work that need not delay the callers: freeing the replaced disk, and
+ * making a fresh image durable in the cache. */
+static void
+job_after_completion (struct rootfs_job *j)
+{
+  struct rootfs_manager *m = j->mgr;
+
+  if (j->trash && unlink (j->trash) < 0 && errno != ENOENT)
+    ate_log (ATE_LOG_WARN, "rootfs: cannot remove the replaced disk", "path", j->trash,
+             "error", strerror (errno), NULL);
+  if (j->staged == NULL)
+    return;
+  if (atomic_load (&m->closing) || j->result < 0)
+    rootfs_cache_discard (steal_pointer (&j->staged));
+  else
+    {
+      struct ate_error *e = NULL;
+      if (rootfs_cache_commit (m->cache, steal_pointer (&j->staged), &e) < 0)
+        ate_error_log_warning_and_release (&e, "rootfs: image cache");
+    }
+}
+
 static void *
 job_thread (void *arg)
 {
@@ -250,19 +273,33 @@ job_thread (void *arg)
   pthread_cond_broadcast (&m->cond);
   pthread_mutex_unlock (&m->lock);
 
-  /* After the callers have their disk: freeing the replaced one takes a
-   * while for a large image. */
-  if (j->trash && unlink (j->trash) < 0 && errno != ENOENT)
-    ate_log (ATE_LOG_WARN, "rootfs: cannot remove the replaced disk", "path", j->trash,
-             "error", strerror (errno), NULL);
+  job_after_completion (j);
 
   pthread_mutex_lock (&m->lock);
   j->finished = true;
+  pthread_cond_broadcast (&m->cond);
   /* The list still holds a reference; reap_finished_locked drops it after
    * joining this thread. */
   job_unref_locked (j);
   pthread_mutex_unlock (&m->lock);
   return NULL;
+}
+
+void
+rootfs_manager_wait_idle (struct rootfs_manager *m)
+{
+  pthread_mutex_lock (&m->lock);
+  for (;;)
+    {
+      bool busy = false;
+      for (struct rootfs_job *j = m->jobs; j; j = j->next)
+        busy |= !j->finished;
+      if (!busy)
+        break;
+      pthread_cond_wait (&m->cond, &m->lock);
+    }
+  reap_finished_locked (m);
+  pthread_mutex_unlock (&m->lock);
 }
 
 static struct rootfs_job *

@@ -66,6 +66,11 @@ int rootfs_manager_new (const struct rootfs_config *cfg, struct rootfs_manager *
  * may be in progress or follow.  NULL-safe. */
 void rootfs_manager_free (struct rootfs_manager *mgr);
 
+/* Wait until no job runs, including the work jobs do after their callers
+ * got the result (adding a fresh image to the cache, removing a replaced
+ * disk).  For tests and tools; the server never needs to. */
+void rootfs_manager_wait_idle (struct rootfs_manager *mgr);
+
 /* ---- geometry (spec 3.1) ---- */
 
 struct rootfs_geometry

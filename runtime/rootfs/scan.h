@@ -91,6 +91,10 @@ int rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
 int rootfs_scan_hash_content (struct rootfs_scan *s, const struct rootfs_scan_opts *o,
                               struct ate_error **err);
 
+/* Check that no listed file changed since the walk (inode, size, ctime),
+ * e.g. after mkfs read the tree: EAGAIN naming the first that did. */
+int rootfs_scan_verify_unchanged (const struct rootfs_scan *s, struct ate_error **err);
+
 void rootfs_scan_clear (struct rootfs_scan *s);
 
 /* Lower-case hex of a digest into buf (2 * ROOTFS_DIGEST_LEN + 1 bytes). */

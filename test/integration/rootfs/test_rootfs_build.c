@@ -335,6 +335,8 @@ assert_same_bytes (const char *a, const char *b)
     }
 }
 
+/* Build and wait for the job's background work (the cache commit), so
+ * that the cache is in its final state when the test looks at it. */
 static void
 build_ok (struct rootfs_manager *m, const char *src, const char *disk,
           struct rootfs_outcome *o)
@@ -342,6 +344,7 @@ build_ok (struct rootfs_manager *m, const char *src, const char *disk,
   struct ate_error *err = NULL;
   if (rootfs_disk_for_run_ex (m, src, disk, ATE_DEADLINE_NONE, o, &err) < 0)
     fail_msg ("%s", err->msg);
+  rootfs_manager_wait_idle (m);
 }
 
 static void
@@ -659,6 +662,35 @@ test_mkfs_failure_message (void **state)
   rootfs_manager_free (m);
 }
 
+static void
+test_tree_changed_during_build (void **state)
+{
+  struct fixture *f = *state;
+  struct rootfs_manager *m = manager (f, 0);
+  cleanup_free char *src = make_tree (f, "src");
+  cleanup_free char *disk = at (f->dir, "actor-rootfs.ext4");
+  cleanup_free char *host = at (src, "etc/hostname");
+  struct ate_error *err = NULL;
+
+  /* atelet rewrites a file while mkfs waits to start: the build fails
+   * instead of producing a disk its fingerprint does not describe. */
+  ctl_set (f, "delay", "0.6");
+  assert_true (rootfs_disk_for_run (m, src, disk, ate_deadline_in_ms (200), &err) < 0);
+  ate_error_release (&err);
+  write_text (host, "other\n", 0644);
+  ctl_set (f, "delay", NULL);
+  assert_true (rootfs_disk_for_run (m, src, disk, ATE_DEADLINE_NONE, &err) < 0);
+  assert_int_equal (err->status, EAGAIN);
+  assert_contains (err->msg, "etc/hostname");
+  ate_error_release (&err);
+  assert_false (ate_path_exists (disk));
+  /* The next call builds the tree as it is now. */
+  build_ok (m, src, disk, NULL);
+  cleanup_free char *s = debugfs (disk, "cat /etc/hostname");
+  assert_contains (s, "other");
+  rootfs_manager_free (m);
+}
+
 /* ---- concurrency ---- */
 
 struct call
@@ -944,6 +976,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_deadline_then_retry_after_finish, setup, teardown),
     cmocka_unit_test_setup_teardown (test_sigkill_mkfs, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkfs_failure_message, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_tree_changed_during_build, setup, teardown),
     cmocka_unit_test_setup_teardown (test_concurrent_one_build, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_hit_and_restart, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_keyed_by_content, setup, teardown),
