@@ -73,6 +73,8 @@ h_block (void *ctx, const char *dev)
   return strcmp (dev, "/dev/vdb") == 0 ? h->disk : NULL;
 }
 
+static void h_log (void *ctx, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
 static void
 h_log (void *ctx, const char *fmt, ...)
 {

@@ -172,6 +172,16 @@ vm_stop (struct vm *v)
       ate_proc_kill_and_wait (v->chsim);
     }
   ate_proc_free (v->chsim);
+  if (status != 0)
+    {
+      cleanup_free char *log = xasprintf ("%s/ch-sim.log", v->dir);
+      cleanup_free char *text = NULL;
+      size_t len;
+      if (ate_read_file (log, 1 << 20, &text, &len, NULL) == 0)
+        fprintf (stderr, "%s", text);
+    }
+  /* A clean exit (under the sanitizers: no leak either). */
+  assert_int_equal (status, 0);
   assert_int_equal (ate_rm_rf (v->dir, &err), 0);
   free (v->dir);
   free (v->api);

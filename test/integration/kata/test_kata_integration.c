@@ -249,11 +249,15 @@ test_counter_pause_restore (void **state)
     assert_string_equal (r2, "hello from: 169.254.17.2 | preserved memory count: 2\n");
     assert_string_equal (rz, "ok\n");
   }
-  /* Paused: nothing answers. */
+  /* Paused: nothing answers, neither the app nor the agent. */
   sim_agent_pause (harness_agent (h));
   {
     cleanup_free char *r = harness_http_get (h, "/", 400);
+    struct ate_error *err = NULL;
     assert_null (r);
+    assert_true (kata_agent_health_check (a, ate_deadline_in_ms (300), &err) < 0);
+    assert_int_equal (ate_error_code (err), ATE_CODE_DEADLINE_EXCEEDED);
+    ate_error_release (&err);
   }
   sim_agent_resume (harness_agent (h));
   {
