@@ -531,7 +531,10 @@ execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
       r = write_fingerprint (j, &b.fp, err);
     }
   if (r == 0)
-    log_ready (j, out, b.method);
+    {
+      out->copy = b.method;
+      log_ready (j, out, b.method);
+    }
   build_release (&b);
   return r;
 }
@@ -557,6 +560,7 @@ execute_reset (struct rootfs_job *j, struct rootfs_outcome *out, struct ate_erro
       unlink (tmp);
       return -1;
     }
+  out->copy = method;
   log_ready (j, out, method);
   return 0;
 }

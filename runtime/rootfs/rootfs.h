@@ -106,6 +106,8 @@ struct rootfs_outcome
   struct rootfs_geometry geometry; /* zero for template resets */
   bool joined;        /* this call waited for a job another call started */
   double elapsed_ms;  /* duration of the job */
+  const char *copy;   /* how a cache entry or template was copied: "reflink",
+                       * "sparse-copy"; NULL otherwise */
 };
 
 /* Run (spec 2.5): make disk_path a disk of bundle_rootfs_dir.  Reuses an
