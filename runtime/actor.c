@@ -193,6 +193,20 @@ reap_dead_actor (struct actor_runtime *rt)
   actor_free (a);
 }
 
+/* After a failed call: did cloud-hypervisor die?  A killed process may need
+ * a moment before its exit is observable. */
+static bool
+vmm_died (struct actor *a)
+{
+  for (int i = 0; i < 20; i++)
+    {
+      if (ch_vmm_exited (a->vmm))
+        return true;
+      ate_sleep_ms_until (5, ATE_DEADLINE_NONE);
+    }
+  return false;
+}
+
 /* Undo what a failed Run or Restore built; the disk stays (it is reused). */
 static void
 rollback (struct actor_runtime *rt, struct actor *a, bool net_up)
@@ -245,6 +259,8 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
   mark = t.start_ns;
   actor_event (rt, a, "Actor starting");
   actor_marker_remove (a->dir);
+  if (actor_check_bundles (a, err) < 0)
+    goto fail;
 
   /* 1. network */
   if (net_actor_setup (rt->net, &ni, err) < 0)
@@ -353,14 +369,19 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
    * the VM paused and running: a retry continues from here. */
   if (actor_vm_checkpoint (rt, a, dir, &t, deadline, err) < 0)
     {
+      bool dead = vmm_died (a);
       actor_timing_release (&t);
-      ate_error_wrap (err, "CheckpointWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
       /* cloud-hypervisor died under us: nothing to retry. */
-      if (ch_vmm_exited (a->vmm))
+      if (dead)
         {
+          ate_error_wrap (err, "cloud-hypervisor exited during the checkpoint: the actor's "
+                               "state since its last snapshot is lost and the worker is "
+                               "available again");
           ate_error_set_code (*err, ATE_CODE_ABORTED);
-          reap_dead_actor (rt);
         }
+      ate_error_wrap (err, "CheckpointWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
+      if (dead)
+        reap_dead_actor (rt);
       return -1;
     }
   /* 2. the lineage's golden disk template */

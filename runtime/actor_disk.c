@@ -72,11 +72,26 @@ static int
 check_bundle (const struct actor_ctr *c, struct ate_error **err)
 {
   cleanup_free char *rootfs = ate_path_join (c->bundle, "rootfs");
+  cleanup_free char *config = ate_path_join (c->bundle, "config.json");
   if (!ate_is_dir (rootfs))
     return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
                                 "OCI bundle of container %s has no rootfs at `%s` "
                                 "(atelet prepares it before the call)",
                                 c->name, rootfs);
+  if (!ate_is_regular_file (config))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
+                                "OCI bundle of container %s has no config.json at `%s` "
+                                "(atelet prepares it before the call)",
+                                c->name, config);
+  return 0;
+}
+
+int
+actor_check_bundles (const struct actor *a, struct ate_error **err)
+{
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    if (check_bundle (&a->ctrs[i], err) < 0)
+      return -1;
   return 0;
 }
 
@@ -94,10 +109,7 @@ int
 actor_disks_for_run (struct actor_runtime *rt, struct actor *a, ate_deadline_t deadline,
                      struct ate_error **err)
 {
-  for (size_t i = 0; i < a->n_ctrs; i++)
-    if (check_bundle (&a->ctrs[i], err) < 0)
-      return -1;
-  if (actor_write_resolv_conf (rt, a, err) < 0)
+  if (actor_check_bundles (a, err) < 0 || actor_write_resolv_conf (rt, a, err) < 0)
     return -1;
   for (size_t i = 0; i < a->n_ctrs; i++)
     {

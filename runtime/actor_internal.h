@@ -152,6 +152,9 @@ int actor_guest_readyz (struct actor *a, struct actor_timing *t, ate_deadline_t 
 void actor_guest_stop_logs (struct actor *a);
 
 /* ---- actor_disk.c ---- */
+/* Every container's bundle has a rootfs directory and a config.json
+ * (FAILED_PRECONDITION otherwise: atelet prepares them). */
+int actor_check_bundles (const struct actor *a, struct ate_error **err);
 int actor_disks_for_run (struct actor_runtime *rt, struct actor *a, ate_deadline_t deadline,
                          struct ate_error **err);
 int actor_disks_for_restore (struct actor_runtime *rt, struct actor *a,

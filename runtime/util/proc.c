@@ -28,6 +28,11 @@
 
 extern char **environ;
 
+/* Without pidfds (kernels before 5.3, valgrind before 3.20) children are
+ * watched by pid: waitpid for our children, kill (pid, 0) for others. */
+#define PIDFD_NONE (-2)
+#define PID_POLL_MS 5
+
 struct ate_proc
 {
   pid_t pid;
@@ -252,6 +257,8 @@ ate_proc_spawn (char *const argv[], const struct ate_spawn_opts *opts,
     }
   p->pid = pid;
   p->pidfd = pidfd_open (pid, 0);
+  if (p->pidfd < 0 && errno == ENOSYS)
+    p->pidfd = PIDFD_NONE; /* no pidfd (e.g. under valgrind): wait by pid */
   reg_add_locked (p);
   pthread_mutex_unlock (&reg_lock);
 
@@ -261,7 +268,7 @@ ate_proc_spawn (char *const argv[], const struct ate_spawn_opts *opts,
     r = read (err_r, &child_errno, sizeof (child_errno));
   while (r < 0 && errno == EINTR);
 
-  if (p->pidfd < 0 || r > 0)
+  if (p->pidfd == -1 || r > 0)
     {
       int e = r > 0 ? child_errno : errno;
       ate_proc_kill_and_wait (p);
@@ -305,6 +312,30 @@ ate_proc_take_output_fd (struct ate_proc *p)
   return steal_fd (&p->output_fd);
 }
 
+/* A process that is not our child has exited when it is gone or a zombie
+ * (its parent has not reaped it yet). */
+static bool
+nochild_exited (pid_t pid)
+{
+  char path[64];
+  cleanup_free char *buf = NULL;
+  const char *p;
+
+  if (kill (pid, 0) < 0 && errno == ESRCH)
+    return true;
+  snprintf (path, sizeof (path), "/proc/%d/stat", (int) pid);
+  if (ate_read_file (path, 8192, &buf, NULL, NULL) < 0)
+    return true;
+  p = strrchr (buf, ')');
+  return p && (p[1] == ' ') && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static bool
+has_pidfd (const struct ate_proc *p)
+{
+  return p->pidfd >= 0;
+}
+
 static int
 status_from_siginfo (const siginfo_t *si)
 {
@@ -323,8 +354,27 @@ collect_locked (struct ate_proc *p)
     return;
   if (!p->is_child)
     {
-      p->done = true;
-      p->status = -1;
+      if (has_pidfd (p) || nochild_exited (p->pid))
+        {
+          p->done = true;
+          p->status = -1;
+        }
+      return;
+    }
+  if (!has_pidfd (p))
+    {
+      int st;
+      pid_t r = waitpid (p->pid, &st, WNOHANG);
+      if (r == p->pid)
+        {
+          p->done = true;
+          p->status = st;
+        }
+      else if (r < 0 && errno == ECHILD)
+        {
+          p->done = true;
+          p->status = -1;
+        }
       return;
     }
   memset (&si, 0, sizeof (si));
@@ -351,7 +401,7 @@ ate_proc_exited (struct ate_proc *p)
 
   if (p->done)
     return true;
-  if (poll (&pfd, 1, 0) <= 0)
+  if (has_pidfd (p) && poll (&pfd, 1, 0) <= 0)
     return false;
   pthread_mutex_lock (&reg_lock);
   collect_locked (p);
@@ -366,7 +416,23 @@ ate_proc_wait (struct ate_proc *p, ate_deadline_t deadline, int *status,
   while (!p->done)
     {
       struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-      int r = poll (&pfd, 1, ate_deadline_poll_ms (deadline));
+      int timeout = ate_deadline_poll_ms (deadline);
+      int r;
+
+      if (!has_pidfd (p))
+        {
+          pthread_mutex_lock (&reg_lock);
+          collect_locked (p);
+          pthread_mutex_unlock (&reg_lock);
+          if (p->done)
+            break;
+          if (timeout == 0)
+            return ate_error_make (err, ETIMEDOUT, "waiting for %s (pid %d)", p->name,
+                                   (int) p->pid);
+          poll (NULL, 0, timeout < 0 || timeout > PID_POLL_MS ? PID_POLL_MS : timeout);
+          continue;
+        }
+      r = poll (&pfd, 1, timeout);
       if (r < 0)
         {
           if (errno == EINTR)
@@ -390,7 +456,15 @@ ate_proc_signal (struct ate_proc *p, int sig)
 {
   if (p->done)
     return 0;
-  return pidfd_send_signal (p->pidfd, sig, NULL, 0);
+  if (!has_pidfd (p))
+    return kill (p->pid, sig);
+  if (pidfd_send_signal (p->pidfd, sig, NULL, 0) < 0)
+    {
+      if (errno != ENOSYS)
+        return -1;
+      return kill (p->pid, sig);
+    }
+  return 0;
 }
 
 void
@@ -419,7 +493,7 @@ ate_proc_free (struct ate_proc *p)
 {
   if (p == NULL)
     return;
-  if (p->pidfd >= 0)
+  if (p->pidfd >= 0 || p->pidfd == PIDFD_NONE)
     ate_proc_kill_and_wait (p);
   proc_release (p);
 }
@@ -465,13 +539,16 @@ ate_proc_open_existing (pid_t pid, unsigned long long starttime, const char *nam
   int fd;
 
   fd = pidfd_open (pid, 0);
-  if (fd < 0)
+  if (fd < 0 && errno == ENOSYS)
+    fd = PIDFD_NONE;
+  else if (fd < 0)
     return ate_error_make (err, errno, "pidfd_open %s pid %d", name, (int) pid);
   /* Check the start time after opening the pidfd: if it matches now, the
    * pidfd refers to the same process. */
   if (ate_proc_starttime (pid, &st, err) < 0 || st != starttime)
     {
-      close (fd);
+      if (fd >= 0)
+        close (fd);
       ate_error_release (err);
       return ate_error_make (err, ESRCH, "%s pid %d is gone (pid reused)", name, (int) pid);
     }

@@ -99,6 +99,395 @@ class ContinuityTest(PodTest):
         self.assertIn('"msg":"RestoreWorkload timings"', log)
 
 
+class GoldenTest(PodTest):
+    def write_disk_marker(self, pod, actor):
+        out = pod.console(actor, 'echo written-after-restore > /tmp/ate-marker-$$ && '
+                          'debugfs -w -R "write /tmp/ate-marker-$$ marker" '
+                          '"$ATE_SIM_ROOTFS_DISK" && rm -f /tmp/ate-marker-$$')
+        self.assertIn("Allocated inode", out)
+
+    def disk_ls(self, pod, actor):
+        return pod.console(actor, 'debugfs -R "ls -l /" "$ATE_SIM_ROOTFS_DISK" 2>/dev/null')
+
+    def test_reset_to_golden(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        golden = os.path.join(pod.server.tmp, "golden")
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), golden)
+        tmpl = os.path.join(pod.base, "golden-disks", "%s:%s:a1.ext4" % (NS, TMPL))
+        self.assertTrue(os.path.exists(tmpl), "lineage template missing")
+        self.assertTrue(os.path.exists(os.path.join(pod.actor_dir(NS, TMPL, "a1"),
+                                                    "golden-rootfs.ext4")))
+        # Restore #1 writes into its rootfs.
+        pod.unship(golden, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)
+        self.write_disk_marker(pod, "a1")
+        self.assertIn("marker", self.disk_ls(pod, "a1"))
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), golden + "-later")
+        # Restore #2 from the golden snapshot: the disk is golden again (the
+        # simulated guest refuses to resume on any other disk), memory too.
+        pod.unship(golden, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertNotIn("marker", self.disk_ls(pod, "a1"))
+        self.assertEqual(pod.count(), 2)
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_other_actor_of_the_lineage_resets_to_the_same_template(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "golden")
+        pod.run(NS, TMPL, "golden", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        store = os.path.join(pod.server.tmp, "g")
+        pod.ship(NS, TMPL, "golden", pod.checkpoint(NS, TMPL, "golden"), store)
+        for actor in ("b1", "b2"):
+            pod.unship(store, NS, TMPL, actor)
+            pod.restore(NS, TMPL, actor, timeout=TIMEOUT)
+            self.assertEqual(pod.count(), 2)
+            pod.checkpoint(NS, TMPL, actor)
+        self.assertIn('"template":"%s"' % os.path.join(
+            pod.base, "golden-disks", "%s:%s:golden.ext4" % (NS, TMPL)), pod.server.log())
+
+
+class CrossNodeTest(PodTest):
+    def golden_on_a(self, extra_args=()):
+        a = self.pod(extra_args=extra_args)
+        a.prepare(NS, TMPL, "g1")
+        a.run(NS, TMPL, "g1", timeout=TIMEOUT)
+        self.assertEqual(a.count(), 1)
+        store = os.path.join(a.server.tmp, "store")
+        files = a.checkpoint(NS, TMPL, "g1")
+        a.ship(NS, TMPL, "g1", files, store)
+        return a, store, files
+
+    def test_restore_on_another_node_rebuilds_the_same_disk(self):
+        _, store, files = self.golden_on_a()
+        self.assertEqual(files, SNAPSHOT_FILES)
+        b = self.pod()
+        b.unship(store, NS, TMPL, "c1")
+        b.restore(NS, TMPL, "c1", timeout=TIMEOUT)
+        self.assertEqual(b.count(), 2)
+        self.assertIn('"origin":"built"', b.server.log())
+        b.checkpoint(NS, TMPL, "c1")
+
+    def test_shipped_golden_disk_is_used_on_the_other_node(self):
+        _, store, files = self.golden_on_a(extra_args=["--ship-golden-disk"])
+        self.assertEqual(files, ["base-id", "config.json", "golden-rootfs.ext4",
+                                 "memory-ranges", "state.json"])
+        b = self.pod()
+        b.unship(store, NS, TMPL, "c1")
+        b.restore(NS, TMPL, "c1", timeout=TIMEOUT)
+        self.assertEqual(b.count(), 2)
+        log = b.server.log()
+        self.assertIn("rootfs disk reset to golden", log)
+        self.assertNotIn('"origin":"built"', log)
+
+
+class StateMachineTest(PodTest):
+    def test_one_actor_per_worker(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.prepare(NS, TMPL, "a2")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        # A retried Run of the same actor converges.
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "a2"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("actor default/counter-microvm/a1 is executing", msg)
+        code, msg = code_of(lambda: pod.restore(NS, TMPL, "a2"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a2"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("is not running here", msg)
+        self.assertEqual(pod.count(), 1)
+        files = pod.checkpoint(NS, TMPL, "a1")
+        # A retried checkpoint (the upload failed) gets the same files ...
+        self.assertEqual(pod.checkpoint(NS, TMPL, "a1"), files)
+        # ... until atelet resets the actor's directories.
+        pod.reset_actor_dirs(NS, TMPL, "a1")
+        code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("no actor is executing", msg)
+
+    def test_restore_without_snapshot_files(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        code, msg = code_of(lambda: pod.restore(NS, TMPL, "a1"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("config.json is missing", msg)
+
+    def test_run_without_bundle(self):
+        pod = self.pod()
+        pod.reset_actor_dirs(NS, TMPL, "a1")
+        baseline = pod.snapshot_state()
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "a1"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertIn("has no rootfs", msg)
+        self.assert_clean(pod, baseline)
+
+    def test_lock_wait_honours_the_deadline(self):
+        pod = self.pod(boot_ms=3000)
+        pod.prepare(NS, TMPL, "a1")
+        t = threading.Thread(target=lambda: pod.run(NS, TMPL, "a1", timeout=TIMEOUT))
+        t.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1", timeout=1))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertLess(time.time() - t0, 2.5)
+        t.join()
+        self.assertIn("waiting for RunWorkload for default/counter-microvm/a1", pod.server.log())
+        pod.checkpoint(NS, TMPL, "a1")
+
+
+class LogTest(PodTest):
+    def test_container_output_is_forwarded_with_labels(self):
+        pod = self.pod()
+        ctrs = ("counter", "talker")
+        pod.reset_actor_dirs(NS, TMPL, "a1")
+        pod.make_bundle(NS, TMPL, "a1", "counter")
+        pod.make_bundle(NS, TMPL, "a1", "talker", args=(
+            "/bin/sh", "-c", 'echo plain line; echo \'{"msg":"json line","n":12345678901234567890}\'; '
+            'echo to-stderr >&2; echo null; sleep 600'))
+        pod.run(NS, TMPL, "a1", containers=ctrs, timeout=TIMEOUT)
+        deadline = time.time() + 10
+        want = {"plain line", "to-stderr", "null"}
+        while time.time() < deadline:
+            recs = [r for r in pod.server.log_records() if "labels" in r]
+            seen = {r.get("message") for r in recs}
+            if want <= seen and any(r.get("msg") == "json line" for r in recs):
+                break
+            time.sleep(0.1)
+        recs = [r for r in pod.server.log_records() if "labels" in r]
+        talker = [r for r in recs if r["labels"].get("ate.dev/container_name") == "talker"]
+        self.assertTrue(want <= {r.get("message") for r in talker}, talker)
+        j = [r for r in talker if r.get("msg") == "json line"][0]
+        self.assertEqual(j["labels"]["ate.dev/actor_id"], "a1")
+        self.assertEqual(j["labels"]["ate.dev/actor_template_namespace"], NS)
+        self.assertEqual(j["labels"]["ate.dev/actor_template_name"], TMPL)
+        self.assertIn("time", j)
+        # Numbers are forwarded exactly as written.
+        self.assertIn('"n":12345678901234567890', pod.server.log())
+        self.assertEqual(pod.count(), 1)
+        # Two containers: two disks, and both survive a cycle.
+        store = os.path.join(pod.server.tmp, "s")
+        files = pod.checkpoint(NS, TMPL, "a1")
+        pod.ship(NS, TMPL, "a1", files, store)
+        pod.reset_actor_dirs(NS, TMPL, "a1")
+        pod.make_bundle(NS, TMPL, "a1", "counter")
+        pod.make_bundle(NS, TMPL, "a1", "talker", args=("/bin/sh", "-c", "sleep 600"))
+        dst = os.path.join(pod.actor_dir(NS, TMPL, "a1"), "restore-state")
+        for f in files:
+            sh("cp", "--sparse=always", os.path.join(store, f), os.path.join(dst, f))
+        pod.restore(NS, TMPL, "a1", containers=ctrs, timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)
+        self.assertTrue(os.path.exists(os.path.join(pod.base, "golden-disks",
+                                                    "%s:%s:a1:talker.ext4" % (NS, TMPL))))
+        pod.checkpoint(NS, TMPL, "a1")
+
+
+class ReadyzTest(PodTest):
+    def test_readiness_gates_run_and_restore(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", readyz={"counter": (80, "/readyz")}, timeout=TIMEOUT)
+        self.assertIn('"readyz_ms"', pod.server.log())
+        self.assertEqual(pod.count(), 1)
+        store = os.path.join(pod.server.tmp, "s")
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), store)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", readyz={"counter": (80, "readyz")}, timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)
+        pod.checkpoint(NS, TMPL, "a1")
+
+
+class FaultTest(PodTest):
+    """Each fault ends with a clear status and nothing leaked; the worker
+    takes the next call."""
+
+    def recover_and_run(self, pod, actor="ok1"):
+        pod.prepare(NS, TMPL, actor)
+        pod.run(NS, TMPL, actor, timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        pod.checkpoint(NS, TMPL, actor)
+
+    def test_agent_never_answers(self):
+        pod = self.pod(boot_ms=3600 * 1000)
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "a1", timeout=3))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, msg)
+        time.sleep(1)  # the handler finishes its rollback after the deadline
+        self.assert_clean(pod, baseline)
+        self.assertIn("connect to the kata agent", pod.server.log())
+
+    def test_readiness_never_passes(self):
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "a1", readyz={"counter": (81, "/")},
+                                            timeout=4))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, msg)
+        time.sleep(1)
+        self.assert_clean(pod, baseline)
+        self.assertIn("not ready: GET http://169.254.17.2:81/", pod.server.log())
+        self.recover_and_run(pod)
+
+    def test_deadline_in_every_step(self):
+        pod = self.pod(boot_ms=300)
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        seen = set()
+        for ms in (1, 20, 60, 120, 250, 400, 600, 900):
+            code, msg = code_of(lambda: pod.run(NS, TMPL, "a1", timeout=ms / 1000.0))
+            if code == grpc.StatusCode.OK:
+                pod.checkpoint(NS, TMPL, "a1")
+                pod.prepare(NS, TMPL, "a1")
+                continue
+            self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, msg)
+            seen.add(ms)
+            time.sleep(0.3)
+            self.assert_clean(pod, baseline)
+        self.assertGreaterEqual(len(seen), 4)
+        # Retries converge: a Run with time to spare succeeds.
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        pod.checkpoint(NS, TMPL, "a1")
+        self.assert_clean(pod, baseline)
+
+    def test_vmm_killed_before_checkpoint(self):
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        for pid in pod.sim_pids():
+            os.kill(pid, signal.SIGKILL)
+        code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
+        self.assertEqual(code, grpc.StatusCode.ABORTED, msg)
+        self.assertIn("cloud-hypervisor exited", msg)
+        self.assert_clean(pod, baseline)
+        self.recover_and_run(pod)
+
+    def test_vmm_killed_during_snapshot(self):
+        # The VMM dies while the snapshot is being written: simulated by a
+        # recorder that kills the sim on the snapshot request.
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        sims = pod.sim_pids()
+        stop = threading.Event()
+
+        def killer():
+            # Kill as soon as the VM is paused (the checkpoint's first step).
+            while not stop.is_set():
+                for pid in sims:
+                    try:
+                        with open("/proc/%d/status" % pid) as f:
+                            pass
+                    except OSError:
+                        return
+                if '"msg":"Handle RPC","method":"/ateom.Ateom/CheckpointWorkload"' in \
+                        pod.server.log() or "Actor checkpointing" in pod.server.log():
+                    for pid in sims:
+                        os.kill(pid, signal.SIGKILL)
+                    return
+                time.sleep(0.001)
+        t = threading.Thread(target=killer)
+        t.start()
+        code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
+        stop.set()
+        t.join()
+        if code == grpc.StatusCode.OK:
+            self.skipTest("the checkpoint won the race against the kill")
+        self.assertIn(code, (grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL), msg)
+        self.assert_clean(pod, baseline)
+        self.recover_and_run(pod)
+
+    def test_server_killed_between_checkpoint_and_restore(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        store = os.path.join(pod.server.tmp, "s")
+        files = pod.checkpoint(NS, TMPL, "a1")
+        pod.restart(signal.SIGKILL)
+        # The checkpoint retried after the restart returns the same files.
+        self.assertEqual(pod.checkpoint(NS, TMPL, "a1"), files)
+        pod.ship(NS, TMPL, "a1", files, store)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_server_killed_while_running_then_checkpoint(self):
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        pod.restart(signal.SIGKILL)
+        self.assertIn("recovered a running actor after a restart", pod.server.log())
+        self.assertEqual(pod.count(), 2)
+        store = os.path.join(pod.server.tmp, "s")
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), store)
+        self.assert_clean(pod, dict(baseline, fds=pod.snapshot_state()["fds"]))
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 3)
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_server_killed_and_vmm_gone(self):
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        pod.server.proc.send_signal(signal.SIGKILL)
+        pod.server.proc.wait()
+        for pid in pod.sim_pids():
+            os.kill(pid, signal.SIGKILL)
+        pod.restart()
+        self.assertIn("cleaning up after an actor whose VMM is gone", pod.server.log())
+        self.assert_clean(pod, dict(baseline, fds=pod.snapshot_state()["fds"]))
+        self.recover_and_run(pod)
+
+
+class CyclesTest(PodTest):
+    def test_many_cycles_do_not_grow(self):
+        n = int(os.environ.get("ATE_CYCLES", "30" if SANITIZED else "200"))
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        store = os.path.join(pod.server.tmp, "s")
+        pid = pod.server.pid
+        samples = []
+        t0 = time.time()
+        for i in range(n):
+            self.assertEqual(pod.count(), i + 1)
+            shutil_store = store + str(i % 2)
+            files = pod.checkpoint(NS, TMPL, "a1")
+            pod.ship(NS, TMPL, "a1", files, shutil_store)
+            pod.unship(shutil_store, NS, TMPL, "a1")
+            pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+            sh("rm", "-rf", shutil_store)
+            if i in (n // 10, n - 1):
+                st = pod.snapshot_state()
+                with open("/proc/%d/status" % pid) as f:
+                    rss = [int(l.split()[1]) for l in f if l.startswith("VmRSS:")][0]
+                samples.append((i, st["fds"], st["threads"], rss))
+        elapsed = time.time() - t0
+        pod.checkpoint(NS, TMPL, "a1")
+        (i0, fd0, th0, rss0), (i1, fd1, th1, rss1) = samples
+        print("\n%d cycles in %.1f s (%.0f ms each); at %d: fds %d threads %d rss %d KiB; "
+              "at %d: fds %d threads %d rss %d KiB" % (n, elapsed, 1000 * elapsed / n, i0, fd0,
+                                                       th0, rss0, i1, fd1, th1, rss1))
+        self.assertLessEqual(fd1, fd0)
+        self.assertLessEqual(th1, th0)
+        self.assertLess(rss1 - rss0, 2048, "RSS grew by %d KiB" % (rss1 - rss0))
+
+
 if __name__ == "__main__":
     need_root(None)
     main()
