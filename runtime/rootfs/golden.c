@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "clone.h"
+#include "fingerprint.h"
 #include "ext4.h"
 #include "internal.h"
 #include "util/error.h"
@@ -126,10 +128,68 @@ install_template (int src, const char *path, bool replace, struct ate_error **er
   return r;
 }
 
+/* Put a hard link to `entry` at `path` (replacing it or not).  Returns 0
+ * when links are impossible here, else 1 with *installed as
+ * rootfs_temp_install_new reports it. */
+static int
+link_entry (const char *entry, const char *path, bool replace, int *installed,
+            struct ate_error **err)
+{
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+
+  if (rootfs_temp_create (path, &tmp, &fd, err) < 0)
+    return -1;
+  unlink (tmp);
+  if (link (entry, tmp) < 0)
+    return 0;
+  if (replace ? rename (tmp, path) < 0
+              : renameat2 (AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+    {
+      int e = errno;
+      unlink (tmp);
+      if (e != EEXIST || replace)
+        return ate_error_make (err, e, "rename `%s` to `%s`", tmp, path);
+      *installed = 0;
+      return 1;
+    }
+  *installed = 1;
+  return ate_fsync_dir_of (path, err) < 0 ? -1 : 1;
+}
+
+/* A fresh, untouched build whose image the cache holds (a Restore that
+ * rebuilt the disk): the template becomes another name of the cache entry,
+ * the same bytes by construction, without a copy or extra space.  Returns
+ * 0 when this does not apply (the caller copies), else 1 with *installed
+ * set, or -1. */
+static int
+link_from_cache (struct rootfs_manager *mgr, const char *file, const char *path, bool replace,
+                 int *installed, struct ate_error **err)
+{
+  cleanup_free char *fpath = rootfs_fingerprint_path (file);
+  cleanup_free char *entry = NULL;
+  cleanup_error struct ate_error *e = NULL;
+  struct rootfs_fingerprint fp;
+  struct stat st;
+  int r;
+
+  if (mgr->cache == NULL || stat (file, &st) < 0 || rootfs_fingerprint_read (fpath, &fp, &e) < 0
+      || !rootfs_fingerprint_describes (&fp, &st, mgr->boot_id)
+      || !rootfs_cache_contains (mgr->cache, &fp))
+    return 0;
+  entry = rootfs_cache_entry_path (mgr->cache, &fp);
+  r = link_entry (entry, path, replace, installed, err);
+  if (r == 1 && *installed)
+    ate_log (ATE_LOG_INFO, "rootfs: golden template saved", "template", path, "copy",
+             "link to the image cache entry", NULL);
+  return r;
+}
+
 static int
 save_from (struct rootfs_manager *mgr, const char *key, const char *file, const char *what,
            bool replace, struct ate_error **err)
 {
+  int installed = 0;
   cleanup_free char *path = NULL;
   cleanup_close int src = -1;
   int r;
@@ -141,6 +201,11 @@ save_from (struct rootfs_manager *mgr, const char *key, const char *file, const 
     return 0;
   if (ate_mkdir_p (mgr->golden_dir, 0700, err) < 0)
     return ate_error_wrap (err, "%s golden template %s", what, key);
+  r = link_from_cache (mgr, file, path, replace, &installed, err);
+  if (r < 0)
+    return ate_error_wrap (err, "%s golden template %s", what, key);
+  if (r == 1)
+    return installed;
   src = open_image (file, err);
   if (src < 0)
     return ate_error_wrap (err, "%s golden template %s", what, key);

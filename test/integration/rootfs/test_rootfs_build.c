@@ -1007,6 +1007,44 @@ test_reflink (void **state)
   assert_int_equal (umount (mnt), 0);
 }
 
+static void
+test_golden_from_cache (void **state)
+{
+  struct fixture *f = *state;
+  struct rootfs_manager *m = manager (f, 1ULL << 30);
+  cleanup_free char *src = make_tree (f, "src");
+  cleanup_free char *a = at (f->dir, "a.ext4"), *b = at (f->dir, "b.ext4");
+  const char *key = "default:counter-microvm:a1";
+  cleanup_free char *tpl = rootfs_golden_path (m, key), *entry = NULL;
+  struct ate_error *err = NULL;
+  struct stat s1, s2;
+
+  /* A Restore without a template rebuilds the disk (here from the cache)
+   * and keeps it as the template: a link to the cache entry, no copy. */
+  build_ok (m, src, a, NULL);
+  assert_int_equal (rootfs_disk_rebuild (m, src, b, ATE_DEADLINE_NONE, &err), 0);
+  rootfs_manager_wait_idle (m);
+  entry = entry_of (f, b);
+  assert_int_equal (rootfs_golden_save (m, key, b, &err), 1);
+  assert_int_equal (stat (tpl, &s1), 0);
+  assert_int_equal (stat (entry, &s2), 0);
+  assert_int_equal (s1.st_ino, s2.st_ino);
+  assert_same_bytes (tpl, b);
+  assert_int_equal (rootfs_golden_save (m, key, a, &err), 0);
+
+  /* A disk a VM wrote to is copied, never linked. */
+  {
+    cleanup_close int fd = open (a, O_WRONLY | O_CLOEXEC);
+    usleep (20000);
+    assert_int_equal (pwrite (fd, "x", 1, 4 << 20), 1);
+  }
+  assert_int_equal (rootfs_golden_save_ex (m, key, a, true, &err), 1);
+  assert_int_equal (stat (tpl, &s1), 0);
+  assert_true (s1.st_ino != s2.st_ino);
+  assert_same_bytes (tpl, a);
+  rootfs_manager_free (m);
+}
+
 /* ---- shutdown ---- */
 
 static void
@@ -1047,6 +1085,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_cache_keyed_by_content, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_eviction_and_in_use, setup, teardown),
     cmocka_unit_test_setup_teardown (test_golden, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_golden_from_cache, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reflink, setup, teardown),
     cmocka_unit_test_setup_teardown (test_free_cancels, setup, teardown),
   };
