@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 #include "util/util.h"
 
 #define RESOLV_CONF_MAX (64u << 10)
+/* 2024-01-01T00:00:00Z, the rootfs builder's fixed time. */
+#define RESOLV_CONF_TIME 1704067200
 
 /* The lineage key of container i: the first container is keyed like a
  * single-container actor; the others add their name. */
@@ -44,6 +47,7 @@ int
 actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 {
   const char *src = rt->cfg.resolv_conf ?: "/etc/resolv.conf";
+  const struct timespec fixed[2] = { { .tv_sec = RESOLV_CONF_TIME }, { .tv_sec = RESOLV_CONF_TIME } };
   cleanup_free char *content = NULL;
   size_t len = 0;
 
@@ -64,6 +68,10 @@ actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_e
         return ate_error_make (err, errno, "replace `%s`", dst);
       if (ate_write_file_atomic (dst, content, len, 0644, err) < 0)
         return ate_error_wrap (err, "write the guest resolv.conf");
+      /* A fixed mtime keeps the disk byte-identical wherever the same
+       * content is written (cross-node rebuilds must match the golden). */
+      if (utimensat (AT_FDCWD, dst, fixed, 0) < 0)
+        return ate_error_make (err, errno, "set the times of `%s`", dst);
     }
   return 0;
 }

@@ -60,6 +60,8 @@ block_device_path (void *ctx, const char *guest_dev)
   return i < g->s->ndisks ? g->s->disks[i].path : NULL;
 }
 
+static void agent_log (void *ctx, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
 static void
 agent_log (void *ctx, const char *fmt, ...)
 {
