@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,6 +44,45 @@ shipped_name (const struct actor *a, size_t i)
   return xasprintf ("golden-rootfs-%s.ext4", a->ctrs[i].name);
 }
 
+/* Directory mtimes of a bundle are not reproducible across nodes: atelet
+ * creates /run/ate and we add /etc/resolv.conf, after the image unpack.
+ * The guest caches the golden disk's metadata, so a disk rebuilt on another
+ * node must be byte-identical: every directory gets the builder's fixed
+ * time (file mtimes, which the image defines, are kept). */
+static int
+normalise_dir_times (const char *rootfs, struct ate_error **err)
+{
+  const struct timespec fixed[2] = { { .tv_sec = RESOLV_CONF_TIME },
+                                     { .tv_sec = RESOLV_CONF_TIME } };
+  char *paths[] = { (char *) rootfs, NULL };
+  FTS *fts = fts_open (paths, FTS_PHYSICAL | FTS_XDEV | FTS_NOCHDIR, NULL);
+  FTSENT *e;
+  int ret = 0;
+
+  if (fts == NULL)
+    return ate_error_make (err, errno, "walk `%s`", rootfs);
+  for (errno = 0; (e = fts_read (fts)) != NULL; errno = 0)
+    {
+      /* Post-order: a directory's own time is set after its entries. */
+      if (e->fts_info == FTS_DNR || e->fts_info == FTS_ERR)
+        {
+          ret = ate_error_make (err, e->fts_errno, "walk `%s`", e->fts_path);
+          break;
+        }
+      if (e->fts_info != FTS_DP)
+        continue;
+      if (utimensat (AT_FDCWD, e->fts_path, fixed, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+          ret = ate_error_make (err, errno, "set the times of `%s`", e->fts_path);
+          break;
+        }
+    }
+  if (ret == 0 && errno != 0 && e == NULL)
+    ret = ate_error_make (err, errno, "walk `%s`", rootfs);
+  fts_close (fts);
+  return ret;
+}
+
 int
 actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 {
@@ -72,6 +112,9 @@ actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_e
        * content is written (cross-node rebuilds must match the golden). */
       if (utimensat (AT_FDCWD, dst, fixed, 0) < 0)
         return ate_error_make (err, errno, "set the times of `%s`", dst);
+      cleanup_free char *rootfs = ate_path_join (a->ctrs[i].bundle, "rootfs");
+      if (normalise_dir_times (rootfs, err) < 0)
+        return ate_error_wrap (err, "normalise directory times of container %s", a->ctrs[i].name);
     }
   return 0;
 }
