@@ -91,15 +91,20 @@ is_stale_fingerprint_temp (const char *base, const char *name)
 static int
 remove_if_unheld (int dirfd, const char *name, struct ate_error **err)
 {
-  cleanup_close int fd = openat (dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
   struct stat a, b;
 
+  /* Only regular files are ours; anything else by that name is left. */
   if (fd < 0)
-    return errno == ENOENT ? 0 : ate_error_make (err, errno, "open leftover `%s`", name);
+    return errno == ENOENT || errno == ELOOP || errno == ENXIO
+               ? 0
+               : ate_error_make (err, errno, "open leftover `%s`", name);
+  if (fstat (fd, &a) < 0 || !S_ISREG (a.st_mode))
+    return 0;
   if (flock (fd, LOCK_EX | LOCK_NB) < 0)
     return errno == EWOULDBLOCK ? 0 : ate_error_make (err, errno, "lock leftover `%s`", name);
   /* Still the same file under that name (not replaced meanwhile)? */
-  if (fstat (fd, &a) < 0 || fstatat (dirfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0
+  if (fstatat (dirfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0
       || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
     return 0;
   if (unlinkat (dirfd, name, 0) < 0 && errno != ENOENT)

@@ -345,9 +345,11 @@ mkfs_failed (const struct rootfs_mkfs_params *p, int status, const char *output,
 {
   const char *hint = "";
 
-  if (strstr (output, "Could not allocate block") || strstr (output, "No space left"))
+  if (strstr (output, "No space left on device"))
+    hint = " (the file system that holds the disk is full)";
+  else if (strstr (output, "Could not allocate block"))
     hint = " (the image ran out of space: the tree grew while it was built?)";
-  else if (strstr (output, "Could not allocate inode") || strstr (output, "inode table"))
+  else if (strstr (output, "Could not allocate inode"))
     hint = " (the image ran out of inodes: the tree grew while it was built?)";
   else if (strstr (output, "file too big"))
     hint = " (this e2fsprogs cannot copy files larger than 2 GiB: a bug of 1.47.x fixed "

@@ -724,6 +724,12 @@ test_temp_cleanup (void **state)
   own_fp = xasprintf ("actor-rootfs.ext4.fingerprint.tmp.%d.0", (int) getpid ());
   make_file (d, stale_fp, 10, 'x');
   make_file (d, own_fp, 10, 'x');
+  /* Not a file of ours although named like one: left alone, no error. */
+  make_dir (d, "actor-rootfs.ext4.DirDir.building");
+  {
+    cleanup_free char *p = at (d, "actor-rootfs.ext4.Fifo00.building");
+    assert_int_equal (mkfifo (p, 0600), 0);
+  }
 
   assert_int_equal (rootfs_temp_cleanup (disk, &err), 3);
   {
@@ -740,6 +746,10 @@ test_temp_cleanup (void **state)
     assert_true (ate_path_exists (p3));
     assert_true (ate_path_exists (p5));
     assert_true (ate_path_exists (p6));
+    cleanup_free char *p7 = at (d, "actor-rootfs.ext4.DirDir.building");
+    cleanup_free char *p8 = at (d, "actor-rootfs.ext4.Fifo00.building");
+    assert_true (ate_is_dir (p7));
+    assert_true (ate_path_exists (p8));
   }
   /* Once the live build is gone (its lock released), it is a leftover. */
   close (live_fd);
