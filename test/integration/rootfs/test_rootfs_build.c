@@ -126,6 +126,17 @@ setup (void **state)
                       "  echo \"$*\" >> \"$ctl/count\"\n"
                       "  if [ -f \"$ctl/delay\" ]; then sleep \"$(cat \"$ctl/delay\")\"; fi\n"
                       "  if [ -f \"$ctl/fail\" ]; then cat \"$ctl/fail\" >&2; exit 1; fi\n"
+                      "  if [ -f \"$ctl/starve\" ]; then\n"
+                      "    # real mkfs, too few inodes (-N) or blocks (size)\n"
+                      "    what=$(cat \"$ctl/starve\"); n=$#; i=0; prev=\n"
+                      "    for a in \"$@\"; do\n"
+                      "      i=$((i + 1))\n"
+                      "      if [ \"$what\" = inodes ] && [ \"$prev\" = -N ]; then a=16; fi\n"
+                      "      if [ \"$what\" = blocks ] && [ $i -eq $n ]; then a=6M; fi\n"
+                      "      set -- \"$@\" \"$a\"; prev=$a\n"
+                      "    done\n"
+                      "    shift $n\n"
+                      "  fi\n"
                       "  if [ -f \"$ctl/hang\" ]; then\n"
                       "    '%s' \"$@\" || exit $?\n"
                       "    echo $$ > \"$ctl/pid.tmp\"; mv \"$ctl/pid.tmp\" \"$ctl/pid\"\n"
@@ -651,6 +662,39 @@ test_mkfs_failure_message (void **state)
   assert_contains (err->msg, disk);
   ate_error_release (&err);
   assert_false (ate_path_exists (disk));
+  rootfs_manager_free (m);
+
+  /* The real mkfs running out of inodes, then of blocks: its own words
+   * and a hint in the error. */
+  m = manager (f, 0);
+  ctl_set (f, "fail", NULL);
+  /* -N 16 still gives 16 inodes per block group (64 here): more files. */
+  for (int i = 0; i < 100; i++)
+    {
+      cleanup_free char *name = xasprintf ("etc/file%03d", i);
+      make_file (src, name, "0123456789abcdef", 1600000000);
+    }
+  ctl_set (f, "starve", "inodes");
+  assert_true (rootfs_disk_for_run (m, src, disk, ATE_DEADLINE_NONE, &err) < 0);
+  assert_contains (err->msg, "Could not allocate inode");
+  assert_contains (err->msg, "ran out of inodes");
+  ate_error_release (&err);
+  {
+    cleanup_free char *bigf = at (src, "etc/big");
+    cleanup_close int fd = open (bigf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    char buf[65536];
+    memset (buf, 'z', sizeof (buf));
+    for (int i = 0; i < 64; i++)
+      assert_int_equal (write (fd, buf, sizeof (buf)), (ssize_t) sizeof (buf));
+  }
+  ctl_set (f, "starve", "blocks");
+  assert_true (rootfs_disk_for_run (m, src, disk, ATE_DEADLINE_NONE, &err) < 0);
+  assert_contains (err->msg, "Could not allocate block");
+  assert_contains (err->msg, "ran out of space");
+  ate_error_release (&err);
+  ctl_set (f, "starve", NULL);
+  assert_false (ate_path_exists (disk));
+  assert_no_temporaries (f->dir);
   rootfs_manager_free (m);
 
   /* No mkfs at all: a clear error naming it. */
