@@ -127,12 +127,17 @@ void actor_marker_remove (const char *actor_dir);
 int actor_list_files (const char *dir, char ***files, struct ate_error **err);
 
 /* ---- actor_vm.c ---- */
-int actor_vm_boot (struct actor_runtime *rt, struct actor *a, const char *ch_binary,
-                   const struct actor_request *req, struct actor_timing *t,
-                   ate_deadline_t deadline, struct ate_error **err);
-int actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *ch_binary,
-                      const char *restore_dir, struct actor_timing *t,
-                      ate_deadline_t deadline, struct ate_error **err);
+/* A bare VMM on <vm_dir>/<socket_name>, recorded in the state file. */
+int actor_vm_launch (struct actor *a, const char *ch_binary, const char *socket_name,
+                     struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err);
+/* Run: vm.create, then (once the network is up) tap0 + vm.add-net + vm.boot. */
+int actor_vm_create (struct actor_runtime *rt, struct actor *a, const struct actor_request *req,
+                     struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err);
+int actor_vm_add_net_boot (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+                           ate_deadline_t deadline, struct ate_error **err);
+/* Restore: taps for the snapshot's net devices, vm.restore, vm.resume. */
+int actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *restore_dir,
+                      struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err);
 int actor_vm_checkpoint (struct actor_runtime *rt, struct actor *a, const char *dir,
                          struct actor_timing *t, ate_deadline_t deadline,
                          struct ate_error **err);

@@ -33,10 +33,14 @@
     _r;                                                                                        \
   })
 
-static int
-launch_vmm (struct actor *a, const char *ch_binary, const char *socket_name,
-            struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+int
+actor_vm_launch (struct actor *a, const char *ch_binary, const char *socket_name,
+                 struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
 {
+  int64_t mark = ate_now_ns ();
+
+  if (ate_mkdir_p (a->vm_dir, 0700, err) < 0)
+    return -1;
   free (a->api_socket);
   a->api_socket = ate_path_join (a->vm_dir, socket_name);
   if (VMM_CALL (t, ch_vmm_launch (ch_binary, a->api_socket,
@@ -46,13 +50,14 @@ launch_vmm (struct actor *a, const char *ch_binary, const char *socket_name,
     return ate_error_wrap (err, "launch cloud-hypervisor `%s`", ch_binary);
   if (actor_state_save (a, err) < 0)
     return -1;
+  actor_timing_step (t, "vmm_launch", &mark);
   return 0;
 }
 
 /* Disks: the kata image read-only, then one writable rootfs per container. */
-static int
-create_vm (struct actor_runtime *rt, struct actor *a, const struct actor_request *req,
-           struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+int
+actor_vm_create (struct actor_runtime *rt, struct actor *a, const struct actor_request *req,
+                 struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
 {
   struct kata_config kc = { 0 };
   const char *cfg_path = actor_request_asset (req, "kata-config") ?: rt->cfg.kata_config;
@@ -90,11 +95,12 @@ create_vm (struct actor_runtime *rt, struct actor *a, const struct actor_request
   return 0;
 }
 
-static int
-add_net_and_boot (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
-                  ate_deadline_t deadline, struct ate_error **err)
+int
+actor_vm_add_net_boot (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+                       ate_deadline_t deadline, struct ate_error **err)
 {
   cleanup_free char *tap = net_tap_name (0);
+  int64_t mark = ate_now_ns ();
   int *fds = NULL;
   size_t nfds = 0;
   int r;
@@ -108,23 +114,6 @@ add_net_and_boot (struct actor_runtime *rt, struct actor *a, struct actor_timing
     return ate_error_wrap (err, "vm.add-net");
   if (VMM_CALL (t, ch_vm_boot (a->api_socket, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.boot");
-  return 0;
-}
-
-int
-actor_vm_boot (struct actor_runtime *rt, struct actor *a, const char *ch_binary,
-               const struct actor_request *req, struct actor_timing *t,
-               ate_deadline_t deadline, struct ate_error **err)
-{
-  int64_t mark = ate_now_ns ();
-
-  if (ate_mkdir_p (a->vm_dir, 0700, err) < 0)
-    return -1;
-  if (launch_vmm (a, ch_binary, ACTOR_API_SOCKET, t, deadline, err) < 0)
-    return -1;
-  actor_timing_step (t, "vmm_launch", &mark);
-  if (create_vm (rt, a, req, t, deadline, err) < 0 || add_net_and_boot (rt, a, t, deadline, err) < 0)
-    return -1;
   actor_timing_step (t, "vm_boot", &mark);
   return 0;
 }
@@ -173,9 +162,8 @@ restore_nets_free (struct ch_restore_net *nets, size_t n)
 }
 
 int
-actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *ch_binary,
-                  const char *restore_dir, struct actor_timing *t, ate_deadline_t deadline,
-                  struct ate_error **err)
+actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *restore_dir,
+                  struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
 {
   struct ch_restore_net *nets = NULL;
   size_t n_nets = 0, nfds = 0;
@@ -186,14 +174,9 @@ actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *ch_bina
   int64_t mark = ate_now_ns ();
   int r;
 
-  if (ate_mkdir_p (a->vm_dir, 0700, err) < 0)
-    return -1;
   if (restore_taps (rt, restore_dir, &nets, &n_nets, &fds, &nfds, err) < 0)
     goto fail;
   actor_timing_step (t, "taps", &mark);
-  if (launch_vmm (a, ch_binary, ACTOR_API_SOCKET_RESTORE, t, deadline, err) < 0)
-    goto fail;
-  actor_timing_step (t, "vmm_launch", &mark);
   if (rt->cfg.restore_memory_mode
       && ch_restore_pref_parse (rt->cfg.restore_memory_mode, &pref, err) < 0)
     goto fail;

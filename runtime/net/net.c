@@ -315,13 +315,19 @@ net_ctx_netns_path (const struct net_ctx *ctx)
 static int
 job_pod_cleanup (void *arg, struct ate_error **err)
 {
-  (void) arg;
+  const bool *keep_nft = arg;
   cleanup_nl_sock struct nl_sock *sk = NULL;
   struct ate_error *step = NULL;
 
-  /* Each step runs whatever the others did; every failure is kept. */
-  net_nft_run (net_nft_cleanup_script (), &step);
-  error_collect (err, &step, "while deleting nftables table ip " NET_NFT_TABLE);
+  /* Each step runs whatever the others did; every failure is kept.  Before
+   * a setup the table is left alone: the setup replaces it in one
+   * transaction, and every nftables commit waits for an RCU grace period
+   * (~10 ms here), which is most of a restore's own time. */
+  if (!*keep_nft)
+    {
+      net_nft_run (net_nft_cleanup_script (), &step);
+      error_collect (err, &step, "while deleting nftables table ip " NET_NFT_TABLE);
+    }
 
   if (net_nl_open (&sk, &step) == 0)
     net_link_delete (sk, NET_HOST_VETH, NULL, &step);
@@ -360,11 +366,11 @@ job_interior_cleanup (void *arg, struct ate_error **err)
 }
 
 static int
-cleanup_locked (struct net_ctx *ctx, struct ate_error **err)
+cleanup_locked (struct net_ctx *ctx, bool keep_nft, struct ate_error **err)
 {
   struct ate_error *acc = NULL, *step = NULL;
 
-  run_in_pod (ctx, job_pod_cleanup, ctx, &step);
+  run_in_pod (ctx, job_pod_cleanup, &keep_nft, &step);
   error_collect (&acc, &step, "in the pod network namespace");
   run_in_interior (ctx, job_interior_cleanup, ctx, &step);
   error_collect (&acc, &step, "in the interior network namespace");
@@ -381,7 +387,7 @@ net_actor_cleanup (struct net_ctx *ctx, struct ate_error **err)
   int r;
 
   pthread_mutex_lock (&ctx->lock);
-  r = cleanup_locked (ctx, err);
+  r = cleanup_locked (ctx, false, err);
   pthread_mutex_unlock (&ctx->lock);
   return r;
 }
@@ -573,14 +579,14 @@ net_actor_setup (struct net_ctx *ctx, struct net_actor_info *info,
   int r;
 
   pthread_mutex_lock (&ctx->lock);
-  r = cleanup_locked (ctx, err);
+  r = cleanup_locked (ctx, true, err);
   if (r < 0)
     {
       ate_error_wrap (err, "before setting up the actor network");
       goto out;
     }
   r = setup_steps (ctx, info, err);
-  if (r < 0 && cleanup_locked (ctx, &undo) < 0)
+  if (r < 0 && cleanup_locked (ctx, false, &undo) < 0)
     error_collect (err, &undo, "and then");
 out:
   pthread_mutex_unlock (&ctx->lock);
