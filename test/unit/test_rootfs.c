@@ -27,12 +27,42 @@
 #include "util/proc.h"
 #include "util/util.h"
 
+/* Every directory a test makes lives under one per-run directory that the
+ * group teardown removes, so a failing test (cmocka jumps out of it) leaves
+ * nothing behind. */
+static char *run_dir;
+
+static int
+group_setup (void **state)
+{
+  char tmpl[] = "/tmp/ate-test-rootfs-XXXXXX";
+  (void) state;
+  if (mkdtemp (tmpl) == NULL)
+    return -1;
+  run_dir = xstrdup (tmpl);
+  return 0;
+}
+
+static int
+group_teardown (void **state)
+{
+  struct ate_error *err = NULL;
+  (void) state;
+  if (ate_rm_rf (run_dir, &err) < 0)
+    {
+      fprintf (stderr, "cleanup: %s\n", err->msg);
+      ate_error_release (&err);
+    }
+  free (run_dir);
+  return 0;
+}
+
 static char *
 make_tmpdir (void)
 {
-  char tmpl[] = "/tmp/ate-test-rootfs-XXXXXX";
+  char *tmpl = xasprintf ("%s/t-XXXXXX", run_dir);
   assert_non_null (mkdtemp (tmpl));
-  return xstrdup (tmpl);
+  return tmpl;
 }
 
 static void
@@ -821,5 +851,5 @@ main (void)
     cmocka_unit_test (test_lineage_key),
     cmocka_unit_test (test_ext4_reject),
   };
-  return cmocka_run_group_tests (tests, NULL, NULL);
+  return cmocka_run_group_tests (tests, group_setup, group_teardown);
 }
