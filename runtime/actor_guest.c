@@ -6,7 +6,6 @@
  * (spec 2.2 steps 14-18, 2.4 step 15, 2.9 readyz).
  */
 #define _GNU_SOURCE
-#include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "net/net.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/http.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -210,32 +210,18 @@ actor_guest_reconnect (struct actor_runtime *rt, struct actor *a, struct actor_t
 
 /* ---- readiness (spec 2.9, [HEAD] readyz) ---- */
 
-static size_t
-discard_body (char *p, size_t size, size_t n, void *ud)
-{
-  (void) p;
-  (void) ud;
-  return size * n;
-}
-
 /* One GET; returns the HTTP status or 0 on a transport failure. */
 static long
-readyz_attempt (CURL *curl, const char *url, ate_deadline_t deadline)
+readyz_attempt (const char *url, ate_deadline_t deadline)
 {
+  struct ate_error *err = NULL;
   long code = 0;
-  int ms = ate_deadline_poll_ms (deadline);
-  long budget = (ms < 0 || ms > ACTOR_READYZ_ATTEMPT_MS) ? ACTOR_READYZ_ATTEMPT_MS : ms;
 
-  if (budget <= 0)
-    return 0;
-  curl_easy_setopt (curl, CURLOPT_URL, url);
-  curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, budget);
-  curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, budget);
-  curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (curl, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, discard_body);
-  if (curl_easy_perform (curl) == CURLE_OK)
-    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+  if (ate_http_get (url, ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_READYZ_ATTEMPT_MS)),
+                    &code, NULL, NULL, &err)
+      < 0)
+    code = 0;
+  ate_error_release (&err);
   return code;
 }
 
@@ -253,23 +239,18 @@ actor_guest_readyz (struct actor *a, struct actor_timing *t, ate_deadline_t dead
       const char *path = c->readyz_path && *c->readyz_path ? c->readyz_path : "/readyz";
       cleanup_free char *url = NULL;
       long code = 0;
-      CURL *curl;
 
       if (c->readyz_port == 0)
         continue;
       any = true;
       url = xasprintf ("http://%s:%d%s%s", NET_ACTOR_IP, (int) c->readyz_port,
                        path[0] == '/' ? "" : "/", path);
-      curl = curl_easy_init ();
-      if (curl == NULL)
-        return ate_error_make (err, ENOMEM, "curl_easy_init");
       for (;;)
         {
-          code = readyz_attempt (curl, url, d);
+          code = readyz_attempt (url, d);
           if (code == 200 || !ate_sleep_ms_until (1, d))
             break;
         }
-      curl_easy_cleanup (curl);
       if (code != 200)
         return ate_error_make (err, ETIMEDOUT, "container %s not ready: GET %s %s", c->name, url,
                                code ? "kept answering non-200" : "never answered");

@@ -5,7 +5,6 @@
 #include "actorlog.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -14,7 +13,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/error.h"
 #include "util/fs.h"
+#include "util/http.h"
 #include "util/time.h"
 #include "util/util.h"
 
@@ -66,55 +67,21 @@ report (struct probes *p, bool result)
   probes_unref (p);
 }
 
-static size_t
-header_cb (char *data, size_t size, size_t n, void *userdata)
-{
-  static const char name[] = "Metadata-Flavor:";
-  bool *google = userdata;
-  size_t len = size * n;
-
-  if (len > sizeof (name) - 1 && strncasecmp (data, name, sizeof (name) - 1) == 0)
-    {
-      const char *v = data + sizeof (name) - 1;
-      size_t vl = len - (sizeof (name) - 1);
-      while (vl && (*v == ' ' || *v == '\t'))
-        v++, vl--;
-      while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-        vl--;
-      *google = vl == 6 && memcmp (v, "Google", 6) == 0;
-    }
-  return len;
-}
-
-static size_t
-discard_body (char *data, size_t size, size_t n, void *userdata)
-{
-  (void) data;
-  (void) userdata;
-  return size * n;
-}
-
 static void *
 http_probe (void *arg)
 {
   struct probes *p = arg;
+  cleanup_free char *flavor = NULL;
+  struct ate_error *err = NULL;
+  long status = 0;
   bool google = false;
-  CURL *c = curl_easy_init ();
 
-  if (c)
-    {
-      curl_easy_setopt (c, CURLOPT_URL, p->url);
-      curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt (c, CURLOPT_NOPROXY, "*");
-      curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) p->timeout_ms);
-      curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT_MS, (long) p->timeout_ms);
-      curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, header_cb);
-      curl_easy_setopt (c, CURLOPT_HEADERDATA, &google);
-      curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, discard_body);
-      if (curl_easy_perform (c) != CURLE_OK)
-        google = false;
-      curl_easy_cleanup (c);
-    }
+  /* The metadata server says who it is in a response header. */
+  if (ate_http_get (p->url, ate_deadline_in_ms (p->timeout_ms), &status, "Metadata-Flavor",
+                    &flavor, &err)
+      == 0)
+    google = flavor != NULL && strcmp (flavor, "Google") == 0;
+  ate_error_release (&err);
   report (p, google);
   return NULL;
 }
@@ -153,12 +120,6 @@ dmi_says_google (const char *path)
   while (len && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\t'))
     text[--len] = '\0';
   return strcmp (text, "Google") == 0 || strcmp (text, "Google Compute Engine") == 0;
-}
-
-static void
-curl_init_once (void)
-{
-  curl_global_init (CURL_GLOBAL_DEFAULT);
 }
 
 static int
@@ -219,7 +180,6 @@ decide (struct probes *p, int started, bool try_harder, int64_t probe_ms, int64_
 bool
 actorlog_on_gce (const struct actorlog_gce_opts *o)
 {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
   struct actorlog_gce_opts d = o ? *o : (struct actorlog_gce_opts) { 0 };
   const char *host = o && o->metadata_host ? o->metadata_host : getenv ("GCE_METADATA_HOST");
   struct probes *p;
@@ -230,7 +190,6 @@ actorlog_on_gce (const struct actorlog_gce_opts *o)
   if (host && *host)
     return true;
   try_harder = dmi_says_google (d.dmi_product_path ? d.dmi_product_path : DEFAULT_DMI_PATH);
-  pthread_once (&once, curl_init_once);
 
   p = xmalloc0 (sizeof (*p));
   pthread_mutex_init (&p->lock, NULL);

@@ -15,9 +15,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/http.h"
 #include "util/json.h"
 #include "util/paths.h"
 #include "util/proc.h"
@@ -335,6 +339,109 @@ test_json_parse_limits (void **state)
   ate_error_release (&err);
 }
 
+/* A one-shot HTTP peer on 127.0.0.1 that answers with a canned reply. */
+struct peer
+{
+  int lfd;
+  int port;
+  const char *reply;
+  pthread_t t;
+};
+
+static void *
+peer_main (void *arg)
+{
+  struct peer *p = arg;
+  int c = accept (p->lfd, NULL, NULL);
+  char buf[4096];
+  if (c < 0)
+    return NULL;
+  (void) !recv (c, buf, sizeof (buf), 0);
+  if (p->reply)
+    (void) !send (c, p->reply, strlen (p->reply), MSG_NOSIGNAL);
+  else
+    usleep (400 * 1000); /* say nothing */
+  close (c);
+  return NULL;
+}
+
+static void
+peer_start (struct peer *p, const char *reply)
+{
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof (a);
+  p->lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true (p->lfd >= 0);
+  assert_int_equal (bind (p->lfd, (struct sockaddr *) &a, sizeof (a)), 0);
+  assert_int_equal (listen (p->lfd, 1), 0);
+  assert_int_equal (getsockname (p->lfd, (struct sockaddr *) &a, &len), 0);
+  p->port = ntohs (a.sin_port);
+  p->reply = reply;
+  assert_int_equal (pthread_create (&p->t, NULL, peer_main, p), 0);
+}
+
+static void
+peer_stop (struct peer *p)
+{
+  pthread_join (p->t, NULL);
+  close (p->lfd);
+}
+
+static void
+test_http_get (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  struct peer p;
+  long status = 0;
+  char *value = NULL;
+  char url[64];
+
+  peer_start (&p, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nmetadata-flavor:  Google \r\n\r\nok\n");
+  snprintf (url, sizeof (url), "http://127.0.0.1:%d/readyz", p.port);
+  assert_int_equal (ate_http_get (url, ate_deadline_in_ms (2000), &status, "Metadata-Flavor",
+                                  &value, &err), 0);
+  assert_int_equal (status, 200);
+  assert_string_equal (value, "Google");
+  free (value);
+  peer_stop (&p);
+
+  peer_start (&p, "HTTP/1.0 503 Service Unavailable\r\n\r\n");
+  snprintf (url, sizeof (url), "http://127.0.0.1:%d", p.port);
+  assert_int_equal (ate_http_get (url, ate_deadline_in_ms (2000), &status, "X", &value, &err), 0);
+  assert_int_equal (status, 503);
+  assert_null (value);
+  peer_stop (&p);
+
+  peer_start (&p, "garbage\r\n\r\n");
+  snprintf (url, sizeof (url), "http://127.0.0.1:%d/", p.port);
+  assert_true (ate_http_get (url, ate_deadline_in_ms (2000), &status, NULL, NULL, &err) < 0);
+  assert_non_null (strstr (err->msg, "not an HTTP response"));
+  ate_error_release (&err);
+  peer_stop (&p);
+
+  peer_start (&p, "HTTP/1.1 200 OK\r\n"); /* closes before the end of the head */
+  snprintf (url, sizeof (url), "http://127.0.0.1:%d/", p.port);
+  assert_true (ate_http_get (url, ate_deadline_in_ms (2000), &status, NULL, NULL, &err) < 0);
+  assert_int_equal (err->status, ECONNRESET);
+  ate_error_release (&err);
+  peer_stop (&p);
+
+  peer_start (&p, NULL); /* silent: the deadline wins */
+  snprintf (url, sizeof (url), "http://127.0.0.1:%d/", p.port);
+  assert_true (ate_http_get (url, ate_deadline_in_ms (100), &status, NULL, NULL, &err) < 0);
+  assert_int_equal (ate_error_code (err), ATE_CODE_DEADLINE_EXCEEDED);
+  ate_error_release (&err);
+  peer_stop (&p);
+
+  assert_true (ate_http_get ("https://x/", ate_deadline_in_ms (100), &status, NULL, NULL, &err) < 0);
+  ate_error_release (&err);
+  assert_true (ate_http_get ("http://127.0.0.1:1/", ate_deadline_in_ms (1000), &status, NULL,
+                             NULL, &err) < 0);
+  assert_int_equal (err->status, ECONNREFUSED);
+  ate_error_release (&err);
+}
+
 int
 main (void)
 {
@@ -348,6 +455,7 @@ main (void)
     cmocka_unit_test (test_proc_run),
     cmocka_unit_test (test_proc_spawn_wait_kill),
     cmocka_unit_test (test_json_parse_limits),
+    cmocka_unit_test (test_http_get),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
