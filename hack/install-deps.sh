@@ -25,7 +25,7 @@ esac
 packages=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev
-  libjson-c-dev libzstd-dev zstd libyaml-dev libcurl4-openssl-dev libssl-dev
+  libjson-c-dev libzstd-dev zstd libyaml-dev libssl-dev
   libnftables-dev nftables libnl-3-dev libnl-route-3-dev libcmocka-dev
   e2fsprogs xfsprogs util-linux coreutils iproute2 curl socat jq
   valgrind clang libclang-rt-14-dev hyperfine shellcheck yamllint
