@@ -193,7 +193,6 @@ test_scan_too_deep (void **state)
 {
   (void) state;
   char *d = make_tmpdir ();
-  cleanup_free char *p = xstrdup (d);
   struct rootfs_scan s;
   struct rootfs_scan_opts o;
   struct ate_error *err = NULL;
@@ -325,7 +324,7 @@ test_digest_content (void **state)
 {
   (void) state;
   char *a = make_tmpdir (), *b = make_tmpdir ();
-  cleanup_free char *pa = at (a, "f"), *pb = at (b, "f");
+  cleanup_free char *pb = at (b, "f");
   struct rootfs_scan sa, sb;
   char *zeros = xmalloc0 (300000);
 
