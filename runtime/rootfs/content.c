@@ -81,6 +81,46 @@ all_zero (const uint8_t *p, size_t n)
   return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
 }
 
+/* openat2 without the kernel's help (kernels before 5.6, valgrind before
+ * 3.20): component by component, no symlink followed, no "..". */
+static int
+open_beneath_walk (int root_fd, const char *path, int flags)
+{
+  cleanup_free char *copy = xstrdup (path);
+  int dir = root_fd, fd;
+  char *save = NULL, *next;
+
+  for (char *c = strtok_r (copy, "/", &save); c; c = next)
+    {
+      next = strtok_r (NULL, "/", &save);
+      if (strcmp (c, "..") == 0 || strcmp (c, ".") == 0)
+        {
+          if (dir != root_fd)
+            close (dir);
+          errno = EXDEV;
+          return -1;
+        }
+      fd = openat (dir, c, next ? (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                : (flags | O_NOFOLLOW));
+      if (dir != root_fd)
+        close (dir);
+      if (fd < 0 || next == NULL)
+        return fd;
+      dir = fd;
+    }
+  errno = ENOENT;
+  return -1;
+}
+
+static int
+open_beneath (int root_fd, const char *path, struct open_how *how)
+{
+  int fd = (int) syscall (SYS_openat2, root_fd, path, how, sizeof (*how));
+  if (fd < 0 && errno == ENOSYS)
+    fd = open_beneath_walk (root_fd, path, (int) how->flags);
+  return fd;
+}
+
 /* Open a listed file beneath the root, never through a symlink, and check
  * that it is still the inode the walk saw. */
 static int
@@ -90,12 +130,12 @@ open_listed (struct hasher *h, const struct rootfs_scan_file *f, struct ate_erro
                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
                                      | RESOLVE_NO_MAGICLINKS };
   struct stat st;
-  int fd = (int) syscall (SYS_openat2, h->root_fd, f->path, &how, sizeof (how));
+  int fd = open_beneath (h->root_fd, f->path, &how);
 
   if (fd < 0 && errno == EPERM) /* O_NOATIME needs ownership or CAP_FOWNER */
     {
       how.flags &= ~(uint64_t) O_NOATIME;
-      fd = (int) syscall (SYS_openat2, h->root_fd, f->path, &how, sizeof (how));
+      fd = open_beneath (h->root_fd, f->path, &how);
     }
   if (fd < 0)
     return ate_error_make (err, errno, "open `%s`", f->path);

@@ -66,7 +66,7 @@ class Pod:
     """One worker pod with its server."""
 
     def __init__(self, personality="v52.0", extra_args=(), mtu=1500, boot_ms=50, env=None,
-                 pod_uid=None):
+                 pod_uid=None, valgrind=None):
         n = next(_seq)
         self.tag = "%d-%d" % (os.getpid(), n)
         self.netns = "atepod-" + self.tag
@@ -81,7 +81,7 @@ class Pod:
                              wrapper=["nsenter", "--net=/run/netns/" + self.netns],
                              env=dict({"CH_SIM_PERSONALITY": personality,
                                        "CH_SIM_BOOT_MS": str(boot_ms)}, **(env or {})),
-                             extra_args=list(extra_args))
+                             extra_args=list(extra_args), valgrind=valgrind)
         self.kata_run = os.path.join(self.server.tmp, "kata")
         self.assets_dir = os.path.join(self.server.tmp, "assets")
         os.makedirs(self.assets_dir)

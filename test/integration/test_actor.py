@@ -245,6 +245,30 @@ class StateMachineTest(PodTest):
         pod.checkpoint(NS, TMPL, "a1")
 
 
+class ShutdownTest(PodTest):
+    def test_sigterm_lets_the_inflight_run_finish(self):
+        pod = self.pod(boot_ms=1500)
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        result = []
+        t = threading.Thread(target=lambda: result.append(
+            code_of(lambda: pod.run(NS, TMPL, "a1", timeout=TIMEOUT))))
+        t.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        self.assertEqual(pod.server.stop(signal.SIGTERM), 0)
+        t.join()
+        self.assertEqual(result[0][0], grpc.StatusCode.OK, result[0][1])
+        self.assertGreater(time.time() - t0, 0.5)
+        log = pod.server.log()
+        self.assertIn("stopping an actor that was not checkpointed", log)
+        self.assertIn('"msg":"stopped"', log)
+        self.assertEqual(len(pod.sim_pids()), 0)
+        r = sh("ip", "netns", "list", check=False).stdout
+        self.assertNotIn("ateom:" + pod.server.pod_uid, r)
+        self.assertEqual(pod.links(), [l for l in baseline["links"] if l.startswith("atepod")])
+
+
 class LogTest(PodTest):
     def test_container_output_is_forwarded_with_labels(self):
         pod = self.pod()

@@ -17,6 +17,8 @@ import grpc
 from ateomtest import need_root, Server, run_request, main, ateom_pb2
 
 VALGRIND = shutil.which("valgrind")
+SUPP = os.path.join(os.environ.get("ATE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
+                    "test", "valgrind.supp")
 
 
 @unittest.skipUnless(VALGRIND, "valgrind not installed")
@@ -25,6 +27,7 @@ class ValgrindTest(unittest.TestCase):
         srv = Server(valgrind=[VALGRIND, "--quiet", "--error-exitcode=99", "--leak-check=full",
                                "--errors-for-leak-kinds=definite,indirect",
                                "--show-leak-kinds=definite,indirect", "--num-callers=30",
+                            "--suppressions=" + SUPP,
                                "--log-file=%s" % "/dev/stderr"],
                      extra_args=["--shutdown-grace=5"])
         srv.start(timeout=120)

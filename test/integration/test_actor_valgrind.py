@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The whole actor lifecycle with the server under valgrind: Run,
+Checkpoint, Restore (OnDemand, so the next checkpoint merges), Checkpoint,
+then SIGTERM.  No memory errors, no definite or indirect leaks."""
+
+import os
+import shutil
+import signal
+import unittest
+
+from actorenv import Pod
+from ateomtest import need_root, main
+
+VALGRIND = shutil.which("valgrind")
+SUPP = os.path.join(os.environ.get("ATE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
+                    "test", "valgrind.supp")
+NS, TMPL = "default", "counter-microvm"
+
+
+@unittest.skipUnless(VALGRIND, "valgrind not installed")
+class ActorValgrindTest(unittest.TestCase):
+    def test_lifecycle(self):
+        pod = Pod(valgrind=[VALGRIND, "--quiet", "--error-exitcode=99", "--leak-check=full",
+                            "--errors-for-leak-kinds=definite,indirect",
+                            "--show-leak-kinds=definite,indirect", "--num-callers=30",
+                            "--suppressions=" + SUPP,
+                            "--track-fds=no"])
+        try:
+            pod.server.start(timeout=180)
+            pod.prepare(NS, TMPL, "a1")
+            pod.run(NS, TMPL, "a1", readyz={"counter": (80, "/readyz")}, timeout=300)
+            self.assertEqual(pod.count(), 1)
+            store = os.path.join(pod.server.tmp, "s")
+            pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1", timeout=300), store)
+            pod.unship(store, NS, TMPL, "a1")
+            pod.restore(NS, TMPL, "a1", timeout=300)
+            self.assertEqual(pod.count(), 2)
+            pod.checkpoint(NS, TMPL, "a1", timeout=300)
+            rc = pod.server.stop(signal.SIGTERM, timeout=300)
+            log = pod.server.log()
+            self.assertEqual(rc, 0, "valgrind/server exit %s:\n%s" % (rc, log[-8000:]))
+            for bad in ("definitely lost", "indirectly lost", "Invalid read", "Invalid write",
+                        "uninitialised", "Mismatched free"):
+                self.assertNotIn(bad, log)
+        finally:
+            pod.cleanup()
+
+
+if __name__ == "__main__":
+    need_root()
+    main()
