@@ -190,41 +190,44 @@ echo "demo: starting pods a and b (cloud-hypervisor $personality simulated by ch
 start_pod a 1
 start_pod b 2
 
+# One RPC with the actor's identity, its timings printed after it.
+workload() {
+  local p=$1 verb=$2 rpc=$3
+  shift 3
+  ctl "$p" "$verb" --namespace "$ns" --template "$tmpl" --actor "$actor" "$@" ||
+    fail "$rpc on pod $p"
+  timings "$p" "$rpc timings"
+}
+
+# Checkpoint on a pod and ship the files to a store, as atelet does.
+checkpoint_to() {
+  local p=$1 store=$2 files
+  echo "demo: pod $p: CheckpointWorkload" >&2
+  files=$(workload "$p" checkpoint CheckpointWorkload) || exit 1
+  echo "demo:   snapshot files: $(sed -n '/^demo:/!p' <<<"$files" | tr '\n' ' ')" >&2
+  sed -n '/^demo:/p' <<<"$files" >&2
+  ship "$p" "$store" "$(sed -n '/^demo:/!p' <<<"$files")"
+}
+
+container_flags=(--container counter --readyz counter:80:/readyz "${asset_flags[@]}")
+
 echo "demo: pod a: RunWorkload $ns/$tmpl/$actor"
 prepare_actor a
-ctl a run --namespace "$ns" --template "$tmpl" --actor "$actor" --container counter \
-  --readyz counter:80:/readyz "${asset_flags[@]}" >/dev/null || fail "RunWorkload on pod a"
-timings a "RunWorkload timings"
+workload a run RunWorkload "${container_flags[@]}" | sed -n '/^demo:/p'
 c1=$(post a 1)
-
-echo "demo: pod a: CheckpointWorkload"
-files=$(ctl a checkpoint --namespace "$ns" --template "$tmpl" --actor "$actor") ||
-  fail "CheckpointWorkload on pod a"
-echo "demo:   snapshot files: $(echo "$files" | tr '\n' ' ')"
-timings a "CheckpointWorkload timings"
-ship a "$work/snap1" "$files"
+checkpoint_to a "$work/snap1"
 
 echo "demo: pod a: RestoreWorkload"
 unship "$work/snap1" a
-ctl a restore --namespace "$ns" --template "$tmpl" --actor "$actor" --container counter \
-  --readyz counter:80:/readyz "${asset_flags[@]}" >/dev/null || fail "RestoreWorkload on pod a"
-timings a "RestoreWorkload timings"
+workload a restore RestoreWorkload "${container_flags[@]}" | sed -n '/^demo:/p'
 c2=$(post a 1)
-
-echo "demo: pod a: CheckpointWorkload"
-files=$(ctl a checkpoint --namespace "$ns" --template "$tmpl" --actor "$actor") ||
-  fail "second CheckpointWorkload on pod a"
-timings a "CheckpointWorkload timings"
-ship a "$work/snap2" "$files"
+checkpoint_to a "$work/snap2"
 
 echo "demo: pod b (another node): RestoreWorkload from pod a's snapshot"
 unship "$work/snap2" b
-ctl b restore --namespace "$ns" --template "$tmpl" --actor "$actor" --container counter \
-  --readyz counter:80:/readyz "${asset_flags[@]}" >/dev/null || fail "RestoreWorkload on pod b"
-timings b "RestoreWorkload timings"
+workload b restore RestoreWorkload "${container_flags[@]}" | sed -n '/^demo:/p'
 c3=$(post b 2)
-ctl b checkpoint --namespace "$ns" --template "$tmpl" --actor "$actor" >/dev/null ||
-  fail "CheckpointWorkload on pod b"
+checkpoint_to b "$work/snap3"
 
 if [[ "$c1 $c2 $c3" != "1 2 3" ]]; then
   fail "the count did not continue: $c1 -> $c2 -> $c3"
