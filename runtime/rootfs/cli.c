@@ -207,6 +207,9 @@ cmd_build (struct cli *c, int argc, char **argv)
     r = rootfs_disk_rebuild_ex (mgr, src, out, ATE_DEADLINE_NONE, &o, &err);
   else
     r = rootfs_disk_for_run_ex (mgr, src, out, ATE_DEADLINE_NONE, &o, &err);
+  /* The cache entry of a fresh build is finished after the disk is handed
+   * over: let it complete instead of cancelling it on the way out. */
+  rootfs_manager_wait_idle (mgr);
   rootfs_manager_free (mgr);
   if (r < 0)
     return fail (&err);
