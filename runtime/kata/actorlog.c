@@ -7,6 +7,7 @@
 
 #include "util/log.h"
 #include "util/time.h"
+#include "util/utf8.h"
 #include "util/util.h"
 
 /* ------------------------------------------------------------------ */
@@ -48,76 +49,12 @@ sb_str (struct sbuf *b, const char *s)
 /* UTF-8 as Go's unicode/utf8.DecodeRune sees it                       */
 /* ------------------------------------------------------------------ */
 
-#define RUNE_ERROR 0xfffd
-
-/* Decode one rune of s[0..n) (n >= 1).  Any invalid or incomplete sequence
- * (overlong, surrogate, > U+10FFFF) yields U+FFFD with size 1. */
-static size_t
-utf8_decode (const unsigned char *s, size_t n, uint32_t *rune)
-{
-  unsigned char c = s[0];
-  unsigned char lo = 0x80, hi = 0xbf;
-  size_t size;
-  uint32_t r;
-
-  if (c < 0x80)
-    {
-      *rune = c;
-      return 1;
-    }
-  if (c >= 0xc2 && c <= 0xdf)
-    size = 2, r = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef)
-    {
-      size = 3, r = c & 0x0f;
-      if (c == 0xe0)
-        lo = 0xa0;
-      else if (c == 0xed)
-        hi = 0x9f;
-    }
-  else if (c >= 0xf0 && c <= 0xf4)
-    {
-      size = 4, r = c & 0x07;
-      if (c == 0xf0)
-        lo = 0x90;
-      else if (c == 0xf4)
-        hi = 0x8f;
-    }
-  else
-    goto bad;
-  if (n < size || s[1] < lo || s[1] > hi)
-    goto bad;
-  r = r << 6 | (s[1] & 0x3f);
-  for (size_t i = 2; i < size; i++)
-    {
-      if (s[i] < 0x80 || s[i] > 0xbf)
-        goto bad;
-      r = r << 6 | (s[i] & 0x3f);
-    }
-  *rune = r;
-  return size;
-bad:
-  *rune = RUNE_ERROR;
-  return 1;
-}
 
 static void
 sb_utf8 (struct sbuf *b, uint32_t r)
 {
   char o[4];
-  size_t n;
-
-  if (r < 0x80)
-    o[0] = (char) r, n = 1;
-  else if (r < 0x800)
-    o[0] = (char) (0xc0 | r >> 6), o[1] = (char) (0x80 | (r & 0x3f)), n = 2;
-  else if (r < 0x10000)
-    o[0] = (char) (0xe0 | r >> 12), o[1] = (char) (0x80 | ((r >> 6) & 0x3f)),
-    o[2] = (char) (0x80 | (r & 0x3f)), n = 3;
-  else
-    o[0] = (char) (0xf0 | r >> 18), o[1] = (char) (0x80 | ((r >> 12) & 0x3f)),
-    o[2] = (char) (0x80 | ((r >> 6) & 0x3f)), o[3] = (char) (0x80 | (r & 0x3f)), n = 4;
-  sb_add (b, o, n);
+  sb_add (b, o, ate_utf8_encode (r, o));
 }
 
 /* A JSON string the way encoding/json writes it with HTML escaping on. */
@@ -165,8 +102,8 @@ encode_string (struct sbuf *b, const char *s, size_t n)
           continue;
         }
       uint32_t r;
-      size_t size = utf8_decode (u + i, n - i, &r);
-      if (r == RUNE_ERROR && size == 1)
+      size_t size = ate_utf8_decode (u + i, n - i, &r);
+      if (r == ATE_UTF8_RUNE_ERROR && size == 1)
         esc = "\\ufffd";
       else if (r == 0x2028)
         esc = "\\u2028";
@@ -352,7 +289,7 @@ decode_u_escape (struct jp *p, size_t *consumed)
           *consumed = 12;
           return 0x10000 + (((uint32_t) r - 0xd800) << 10) + ((uint32_t) r2 - 0xdc00);
         }
-      return RUNE_ERROR;
+      return ATE_UTF8_RUNE_ERROR;
     }
   return (uint32_t) r;
 }
@@ -400,9 +337,9 @@ jp_string (struct jp *p, struct sbuf *out)
           continue;
         }
       uint32_t r;
-      size_t size = utf8_decode (p->s + p->pos, p->n - p->pos, &r);
-      if (r == RUNE_ERROR && size == 1)
-        sb_utf8 (out, RUNE_ERROR);
+      size_t size = ate_utf8_decode (p->s + p->pos, p->n - p->pos, &r);
+      if (r == ATE_UTF8_RUNE_ERROR && size == 1)
+        sb_utf8 (out, ATE_UTF8_RUNE_ERROR);
       else
         sb_add (out, p->s + p->pos, size);
       p->pos += size;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 #include "util/util.h"
 
 #define MAX_PATH 64 /* components of one key path */
@@ -298,19 +299,7 @@ static void
 buf_add_utf8 (struct buf *b, uint32_t cp)
 {
   char o[4];
-  size_t n;
-
-  if (cp < 0x80)
-    o[0] = (char) cp, n = 1;
-  else if (cp < 0x800)
-    o[0] = (char) (0xc0 | cp >> 6), o[1] = (char) (0x80 | (cp & 0x3f)), n = 2;
-  else if (cp < 0x10000)
-    o[0] = (char) (0xe0 | cp >> 12), o[1] = (char) (0x80 | ((cp >> 6) & 0x3f)),
-    o[2] = (char) (0x80 | (cp & 0x3f)), n = 3;
-  else
-    o[0] = (char) (0xf0 | cp >> 18), o[1] = (char) (0x80 | ((cp >> 12) & 0x3f)),
-    o[2] = (char) (0x80 | ((cp >> 6) & 0x3f)), o[3] = (char) (0x80 | (cp & 0x3f)), n = 4;
-  buf_add (b, o, n);
+  buf_add (b, o, ate_utf8_encode (cp, o));
 }
 
 static int
@@ -350,29 +339,11 @@ static int
 take_utf8 (struct parser *p, struct buf *b)
 {
   const unsigned char *u = (const unsigned char *) p->s + p->pos;
-  size_t left = p->len - p->pos, n;
   uint32_t cp;
+  size_t n = ate_utf8_decode (u, p->len - p->pos, &cp);
 
-  if (u[0] < 0x80)
-    n = 1, cp = u[0];
-  else if ((u[0] & 0xe0) == 0xc0)
-    n = 2, cp = u[0] & 0x1f;
-  else if ((u[0] & 0xf0) == 0xe0)
-    n = 3, cp = u[0] & 0x0f;
-  else if ((u[0] & 0xf8) == 0xf0)
-    n = 4, cp = u[0] & 0x07;
-  else
-    return perr (p, "invalid UTF-8");
-  if (n > left)
-    return perr (p, "invalid UTF-8");
-  for (size_t i = 1; i < n; i++)
-    {
-      if ((u[i] & 0xc0) != 0x80)
-        return perr (p, "invalid UTF-8");
-      cp = cp << 6 | (u[i] & 0x3f);
-    }
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)
-      || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+  /* A literal U+FFFD in the input is fine; a decoding error is not. */
+  if (cp == ATE_UTF8_RUNE_ERROR && n == 1)
     return perr (p, "invalid UTF-8");
   buf_add (b, p->s + p->pos, n);
   p->pos += n;
