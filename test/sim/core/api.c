@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <poll.h>
 #include <string.h>
 #include <strings.h>
@@ -194,6 +195,20 @@ parse_body (struct sim *s, int fd, const struct request *r, struct json_object *
   return 0;
 }
 
+/* Fault injection for tests: CH_SIM_CRASH_ON=<endpoint> (e.g. vm.snapshot)
+ * makes the VMM die by SIGKILL when that request arrives, as a crashed
+ * cloud-hypervisor would: no answer, the connection reset. */
+static void
+crash_point (const char *endpoint)
+{
+  const char *want = getenv ("CH_SIM_CRASH_ON");
+  if (want && strcmp (want, endpoint) == 0)
+    {
+      sim_log ("crashing on %s (CH_SIM_CRASH_ON)", endpoint);
+      raise (SIGKILL);
+    }
+}
+
 typedef int (*action_fn) (struct sim *, char **, enum sim_err *);
 
 static void
@@ -220,6 +235,7 @@ do_with_body (struct sim *s, int fd, const struct request *r, int *fds, size_t n
 
   if (parse_body (s, fd, r, &body) < 0)
     return;
+  crash_point (ep);
   if (strcmp (ep, "vm.create") == 0)
     {
       what = "The VM could not be created";
