@@ -124,6 +124,7 @@ actor_runtime_free (struct actor_runtime *rt)
 
   if (rt == NULL)
     return;
+  actor_net_cleanup_join (rt);
   if (rt->running)
     {
       /* Shutting down with an actor that was never checkpointed: it cannot
@@ -251,6 +252,7 @@ net_job_main (void *arg)
 static void
 net_job_start (struct net_job *j, struct actor_runtime *rt)
 {
+  actor_net_cleanup_join (rt);
   memset (j, 0, sizeof (*j));
   j->rt = rt;
   if (pthread_create (&j->thread, NULL, net_job_main, j) == 0)
@@ -278,6 +280,41 @@ net_job_join (struct net_job *j, struct actor_timing *t, struct ate_error **err)
       return -1;
     }
   return 0;
+}
+
+/* ---- network cleanup after a checkpoint, in the background ----
+ *
+ * Deleting the veth pair waits for RCU grace periods (~60 ms here), which a
+ * CheckpointWorkload would otherwise pay before it answers.  Nothing needs
+ * the network gone before the next activation, which joins the cleanup
+ * first (as does shutdown). */
+
+static void *
+net_cleanup_main (void *arg)
+{
+  struct actor_runtime *rt = arg;
+  cleanup_error struct ate_error *err = NULL;
+  if (net_actor_cleanup (rt->net, &err) < 0)
+    ate_error_log_warning_and_release (&err, "network cleanup after checkpoint");
+  return NULL;
+}
+
+static void
+net_cleanup_start (struct actor_runtime *rt)
+{
+  if (pthread_create (&rt->net_cleanup, NULL, net_cleanup_main, rt) == 0)
+    rt->net_cleanup_pending = true;
+  else
+    net_cleanup_main (rt);
+}
+
+void
+actor_net_cleanup_join (struct actor_runtime *rt)
+{
+  if (!rt->net_cleanup_pending)
+    return;
+  pthread_join (rt->net_cleanup, NULL);
+  rt->net_cleanup_pending = false;
 }
 
 /* ---- RunWorkload (spec 2.2, 2.5) ---- */
@@ -466,8 +503,7 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
   /* 4. teardown (failures only logged: the snapshot is complete) */
   if (actor_teardown (rt, a, &warn) < 0)
     ate_error_log_warning_and_release (&warn, "teardown after checkpoint");
-  if (net_actor_cleanup (rt->net, &warn) < 0)
-    ate_error_log_warning_and_release (&warn, "network cleanup after checkpoint");
+  net_cleanup_start (rt);
   actor_timing_step (&t, "teardown", &mark);
   rt->running = NULL;
   actor_event (rt, a, "Actor checkpointed");

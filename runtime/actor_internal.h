@@ -91,7 +91,14 @@ struct actor_runtime
   /* The one activation this worker runs (network state is per pod). */
   pthread_mutex_t lock;
   struct actor *running;
+
+  /* The network cleanup a checkpoint left running in the background. */
+  pthread_t net_cleanup;
+  bool net_cleanup_pending;
 };
+
+/* Wait for a background network cleanup (before touching the network). */
+void actor_net_cleanup_join (struct actor_runtime *rt);
 
 /* Per-RPC step timings, logged with the lifecycle record. */
 struct actor_timing
