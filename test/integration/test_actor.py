@@ -6,6 +6,7 @@ log forwarding, faults with leak accounting, restart safety."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,7 +74,8 @@ class PodTest(unittest.TestCase):
 
 class ContinuityTest(PodTest):
     def test_count_continues_across_two_cycles(self):
-        pod = self.pod()
+        record = os.path.join(tempfile.mkdtemp(prefix="ate-rec-"), "record.jsonl")
+        pod = self.pod(env={"CH_SIM_RECORD": record})
         baseline = pod.snapshot_state()
         pod.prepare(NS, TMPL, "a1")
         pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
@@ -97,6 +99,14 @@ class ContinuityTest(PodTest):
                       "Actor checkpointed", "Actor restoring", "Actor restored"):
             self.assertIn('"message":"%s"' % event, log)
         self.assertIn('"msg":"RestoreWorkload timings"', log)
+        # Every request the server sent, against the real OpenAPI document
+        # of this cloud-hypervisor version (skipped without ../shared).
+        r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "ch",
+                                                         "check_openapi.py"), "--record", record],
+                           capture_output=True, text=True)
+        shutil.rmtree(os.path.dirname(record), ignore_errors=True)
+        if r.returncode != 77:
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
 class GoldenTest(PodTest):

@@ -5,6 +5,7 @@ recorded them (CH_SIM_RECORD), against the real CH OpenAPI documents of the
 version each simulator personality imitates.
 
 Usage: check_openapi.py <test_ch_sim binary>
+       check_openapi.py --record FILE   (check a recording another test made)
 
 Runs the driver's lifecycle tests with recording on, then checks every
 recorded body: types, enums, required fields, no unknown fields except the
@@ -127,7 +128,39 @@ def check_record(rec, checkers, errors):
         errors.append(f"{where}: memory_restore_mode sent to v51.1 (it ignores it)")
 
 
+def load_checkers():
+    ref = os.path.join(os.environ.get("ATE_SHARED_DIR", ""), "reference", "cloud-hypervisor")
+    if not os.path.isdir(ref):
+        skip(f"no cloud-hypervisor reference at {ref!r} (set ATE_SHARED_DIR)")
+    try:
+        import yaml
+    except ImportError:
+        skip("python3-yaml is not installed")
+    checkers = {}
+    for p, f in PERSONALITY_DOC.items():
+        with open(os.path.join(ref, f), encoding="utf-8") as fh:
+            checkers[p] = Checker(yaml.safe_load(fh))
+    return checkers
+
+
+def check_file(path):
+    """--record FILE: check requests some other test recorded (e.g. the
+    server's own Run/Checkpoint/Restore flows), whatever endpoints they hit."""
+    checkers = load_checkers()
+    with open(path, encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh]
+    errors = []
+    for rec in records:
+        check_record(rec, checkers, errors)
+    for e in errors:
+        print("FAIL:", e)
+    print(f"{len(records)} requests checked, {len(errors)} problems")
+    return 1 if errors or not records else 0
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--record":
+        return check_file(sys.argv[2])
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
