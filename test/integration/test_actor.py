@@ -18,7 +18,7 @@ import unittest
 import grpc
 
 from actorenv import Pod, sh
-from ateomtest import need_root, main, SANITIZED
+from ateomtest import need_root, main, SANITIZED, go_client, have_go_client
 
 PERSONALITY = os.environ.get("ATE_CH_PERSONALITY", "v52.0")
 NS, TMPL = "default", "counter-microvm"
@@ -253,6 +253,33 @@ class StateMachineTest(PodTest):
         t.join()
         self.assertIn("waiting for RunWorkload for default/counter-microvm/a1", pod.server.log())
         pod.checkpoint(NS, TMPL, "a1")
+
+
+class GoClientTest(PodTest):
+    """The lifecycle driven by grpc-go, the stack atelet uses."""
+
+    @unittest.skipUnless(have_go_client(), "grpc-go client not built (go missing)")
+    def test_lifecycle_over_grpc_go(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "g1")
+        flags = ["-namespace", NS, "-template", TMPL, "-actor", "g1", "-container", "counter",
+                 "-readyz", "counter:80:/readyz"]
+        flags += sum((["-asset", "%s=%s" % kv] for kv in pod.assets.items()), [])
+        r = go_client(pod.server.socket, "run", *flags, timeout="60s")
+        self.assertEqual(r["code"], "OK", r)
+        self.assertEqual(pod.count(), 1)
+        r = go_client(pod.server.socket, "checkpoint", *flags)
+        self.assertEqual(r["code"], "OK", r)
+        self.assertEqual(r["response"]["snapshot_files"], SNAPSHOT_FILES)
+        store = os.path.join(pod.server.tmp, "s")
+        pod.ship(NS, TMPL, "g1", SNAPSHOT_FILES, store)
+        pod.unship(store, NS, TMPL, "g1")
+        r = go_client(pod.server.socket, "restore", *flags, timeout="60s")
+        self.assertEqual(r["code"], "OK", r)
+        self.assertEqual(pod.count(), 2)
+        r = go_client(pod.server.socket, "restore", *flags)
+        self.assertEqual(r["code"], "FailedPrecondition", r)
+        pod.checkpoint(NS, TMPL, "g1")
 
 
 class ShutdownTest(PodTest):
