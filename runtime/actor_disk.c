@@ -52,8 +52,9 @@ shipped_name (const struct actor *a, size_t i)
 static int
 normalise_dir_times (const char *rootfs, struct ate_error **err)
 {
-  const struct timespec fixed[2] = { { .tv_sec = RESOLV_CONF_TIME },
-                                     { .tv_sec = RESOLV_CONF_TIME } };
+  /* Only the mtime: atime is normalised in the image by the builder, and
+   * reading a directory may move it. */
+  const struct timespec fixed[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = RESOLV_CONF_TIME } };
   char *paths[] = { (char *) rootfs, NULL };
   FTS *fts = fts_open (paths, FTS_PHYSICAL | FTS_XDEV | FTS_NOCHDIR, NULL);
   FTSENT *e;
@@ -69,7 +70,10 @@ normalise_dir_times (const char *rootfs, struct ate_error **err)
           ret = ate_error_make (err, e->fts_errno, "walk `%s`", e->fts_path);
           break;
         }
-      if (e->fts_info != FTS_DP)
+      /* Leave what is already right alone: a retried Run must not change
+       * the tree under the build the first attempt left running. */
+      if (e->fts_info != FTS_DP
+          || (e->fts_statp->st_mtim.tv_sec == RESOLV_CONF_TIME && e->fts_statp->st_mtim.tv_nsec == 0))
         continue;
       if (utimensat (AT_FDCWD, e->fts_path, fixed, AT_SYMLINK_NOFOLLOW) < 0)
         {
@@ -83,11 +87,29 @@ normalise_dir_times (const char *rootfs, struct ate_error **err)
   return ret;
 }
 
+/* Is dst already a regular file with this content, mode 0644 and the fixed
+ * mtime?  Then it is not rewritten. */
+static bool
+resolv_conf_current (const char *dst, const char *content, size_t len)
+{
+  cleanup_free char *have = NULL;
+  size_t have_len = 0;
+  struct stat st;
+
+  if (lstat (dst, &st) < 0 || !S_ISREG (st.st_mode) || (st.st_mode & 07777) != 0644
+      || st.st_mtim.tv_sec != RESOLV_CONF_TIME || st.st_mtim.tv_nsec != 0
+      || (size_t) st.st_size != len)
+    return false;
+  if (ate_read_file (dst, RESOLV_CONF_MAX, &have, &have_len, NULL) < 0)
+    return false;
+  return have_len == len && memcmp (have, content, len) == 0;
+}
+
 int
 actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 {
   const char *src = rt->cfg.resolv_conf ?: "/etc/resolv.conf";
-  const struct timespec fixed[2] = { { .tv_sec = RESOLV_CONF_TIME }, { .tv_sec = RESOLV_CONF_TIME } };
+  const struct timespec fixed[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = RESOLV_CONF_TIME } };
   cleanup_free char *content = NULL;
   size_t len = 0;
 
@@ -100,6 +122,14 @@ actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_e
       cleanup_free char *etc = xasprintf ("%s/rootfs/etc", a->ctrs[i].bundle);
       cleanup_free char *dst = ate_path_join (etc, "resolv.conf");
       struct stat st;
+      cleanup_free char *rootfs = ate_path_join (a->ctrs[i].bundle, "rootfs");
+      if (resolv_conf_current (dst, content, len))
+        {
+          if (normalise_dir_times (rootfs, err) < 0)
+            return ate_error_wrap (err, "normalise directory times of container %s",
+                                   a->ctrs[i].name);
+          continue;
+        }
       if (ate_mkdir_p (etc, 0755, err) < 0)
         return -1;
       /* A symlink in an image (e.g. to ../run/systemd/resolve/...) must not
@@ -112,7 +142,6 @@ actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_e
        * content is written (cross-node rebuilds must match the golden). */
       if (utimensat (AT_FDCWD, dst, fixed, 0) < 0)
         return ate_error_make (err, errno, "set the times of `%s`", dst);
-      cleanup_free char *rootfs = ate_path_join (a->ctrs[i].bundle, "rootfs");
       if (normalise_dir_times (rootfs, err) < 0)
         return ate_error_wrap (err, "normalise directory times of container %s", a->ctrs[i].name);
     }

@@ -282,6 +282,36 @@ class GoClientTest(PodTest):
         pod.checkpoint(NS, TMPL, "g1")
 
 
+class SeedTest(PodTest):
+    """The seed's failure: a large image whose rootfs build outlives the
+    RPC deadline.  The first Run times out while the build goes on; the
+    retry joins it and the actor boots, with one mkfs in all."""
+
+    def test_build_outlives_the_deadline(self):
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "big")
+        big = os.path.join(pod.actor_dir(NS, TMPL, "big"), "bundles", "counter", "rootfs",
+                           "model.bin")
+        mib = 160 if SANITIZED else 320
+        sh("dd", "if=/dev/urandom", "of=" + big, "bs=1M", "count=%d" % mib, "status=none")
+        os.utime(big, (1700000000, 1700000000))
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "big", timeout=0.5))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, msg)
+        # The retry comes at once, normally while the build still runs: it
+        # must join it (and must not disturb its source tree).
+        pod.run(NS, TMPL, "big", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        recs = pod.server.log_records()
+        mkfs = [r for r in recs if r.get("msg") == "rootfs: running mkfs.ext4"]
+        self.assertEqual(len(mkfs), 1, "one build in all: %s" % mkfs)
+        ready = [r for r in recs if r.get("msg") == "rootfs disk ready"]
+        self.assertEqual(len(ready), 1, ready)
+        self.assertIn(ready[0]["origin"], ("built", "reused"))
+        pod.checkpoint(NS, TMPL, "big")
+        self.assert_clean(pod, baseline)
+
+
 class ShutdownTest(PodTest):
     def test_sigterm_lets_the_inflight_run_finish(self):
         pod = self.pod(boot_ms=1500)
