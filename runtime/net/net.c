@@ -669,23 +669,34 @@ tap_replace_existing (struct nl_sock *sk, int eth0_ifindex, const char *name,
   return 0;
 }
 
+/* Open a netlink socket in the interior namespace and find its eth0, which
+ * the activation's setup created. */
 static int
-job_tap_create (void *arg, struct ate_error **err)
+open_interior_eth0 (struct nl_sock **sk, struct net_link_attrs *eth0, struct ate_error **err)
 {
-  struct tap_job *j = arg;
-  cleanup_nl_sock struct nl_sock *sk = NULL;
-  struct net_link_attrs eth0, tap = { .ifindex = -1 };
   int r;
 
-  if (net_nl_open (&sk, err) < 0)
+  if (net_nl_open (sk, err) < 0)
     return -1;
-  r = net_link_lookup (sk, NET_INTERIOR_VETH, 0, &eth0, err);
+  r = net_link_lookup (*sk, NET_INTERIOR_VETH, 0, eth0, err);
   if (r < 0)
     return -1;
   if (r == 0)
     return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENODEV,
                                 "the interior " NET_INTERIOR_VETH " does not "
                                 "exist (is the actor network set up?)");
+  return 0;
+}
+
+static int
+job_tap_create (void *arg, struct ate_error **err)
+{
+  struct tap_job *j = arg;
+  cleanup_nl_sock struct nl_sock *sk = NULL;
+  struct net_link_attrs eth0, tap = { .ifindex = -1 };
+
+  if (open_interior_eth0 (&sk, &eth0, err) < 0)
+    return -1;
   if (tap_replace_existing (sk, eth0.ifindex, j->name, err) < 0
       || net_tap_open_queues (j->name, j->queue_pairs, j->fds, err) < 0)
     return -1;
@@ -764,16 +775,9 @@ job_interior_mtu (void *arg, struct ate_error **err)
   unsigned int *mtu = arg;
   cleanup_nl_sock struct nl_sock *sk = NULL;
   struct net_link_attrs eth0;
-  int r;
 
-  if (net_nl_open (&sk, err) < 0)
+  if (open_interior_eth0 (&sk, &eth0, err) < 0)
     return -1;
-  r = net_link_lookup (sk, NET_INTERIOR_VETH, 0, &eth0, err);
-  if (r < 0)
-    return -1;
-  if (r == 0)
-    return ate_error_make (err, ENODEV, "the interior " NET_INTERIOR_VETH
-                           " does not exist");
   *mtu = eth0.mtu;
   return 0;
 }
