@@ -90,7 +90,6 @@ actor_runtime_new (const struct actor_runtime_config *cfg, struct actor_runtime 
   struct rootfs_config rc;
 
   rt->cfg = *cfg;
-  pthread_mutex_init (&rt->lock, NULL);
   rt->arch = xstrdup (machine_arch ());
   rt->labels_key = actorlog_labels_key (cfg->detect_gce && actorlog_on_gce (NULL));
 
@@ -143,7 +142,6 @@ actor_runtime_free (struct actor_runtime *rt)
   if (rt->net && net_ctx_destroy_netns (rt->net, &err) < 0)
     ate_error_log_warning_and_release (&err, "interior network namespace not removed");
   net_ctx_free (rt->net);
-  pthread_mutex_destroy (&rt->lock);
   free (rt->arch);
   free (rt);
 }

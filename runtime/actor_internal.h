@@ -88,8 +88,8 @@ struct actor_runtime
   const char *labels_key;
   char *arch;
 
-  /* The one activation this worker runs (network state is per pod). */
-  pthread_mutex_t lock;
+  /* The one activation this worker runs (network state is per pod).  The
+   * server serialises the RPCs (server/service.c), so no lock here. */
   struct actor *running;
 
   /* The network cleanup a checkpoint left running in the background. */
