@@ -321,11 +321,10 @@ static int
 run_shape_specs (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 {
   for (size_t i = 0; i < a->n_ctrs; i++)
-    {
-      cleanup_json struct json_object *spec = NULL;
-      if (kata_spec_shape (a->ctrs[i].bundle, a->id, net_ctx_netns_path (rt->net), &spec, err) < 0)
-        return ate_error_wrap (err, "prepare the OCI spec of container %s", a->ctrs[i].name);
-    }
+    if (kata_spec_shape (a->ctrs[i].bundle, a->id, net_ctx_netns_path (rt->net),
+                         &a->ctrs[i].spec, err)
+        < 0)
+      return ate_error_wrap (err, "prepare the OCI spec of container %s", a->ctrs[i].name);
   return 0;
 }
 

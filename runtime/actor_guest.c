@@ -86,14 +86,11 @@ start_container (struct actor_runtime *rt, struct actor *a, size_t i, struct act
 {
   struct actor_ctr *c = &a->ctrs[i];
   cleanup_free char *root = xasprintf ("/run/kata-containers/%s/rootfs", c->kata_id);
-  cleanup_free char *cfg = ate_path_join (c->bundle, "config.json");
-  cleanup_json struct json_object *spec = NULL;
   Grpc__Spec *agent_spec = NULL;
   ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_CONTAINER_MS));
   int r;
 
-  if (ate_json_parse_file (cfg, KATA_SPEC_MAX_SIZE, &spec, err) < 0
-      || kata_spec_to_agent (spec, root, false, &agent_spec, err) < 0)
+  if (kata_spec_to_agent (c->spec, root, false, &agent_spec, err) < 0)
     return ate_error_wrap (err, "container %s", c->name);
   r = AGENT_CALL (t, kata_agent_create_container_blk (a->agent, c->kata_id, c->kata_id,
                                                       c->guest_dev, agent_spec, d, err));
@@ -150,8 +147,6 @@ int
 actor_guest_start (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
                    ate_deadline_t deadline, struct ate_error **err)
 {
-  cleanup_free char *cfg0 = ate_path_join (a->ctrs[0].bundle, "config.json");
-  cleanup_json struct json_object *spec0 = NULL;
   unsigned int mtu = 0;
   struct ate_error *mtu_err = NULL;
   int64_t mark = ate_now_ns ();
@@ -163,10 +158,8 @@ actor_guest_start (struct actor_runtime *rt, struct actor *a, struct actor_timin
       return ate_error_wrap (err, "connect to the kata agent");
     }
   actor_timing_step (t, "agent_dial", &mark);
-  if (ate_json_parse_file (cfg0, KATA_SPEC_MAX_SIZE, &spec0, err) < 0)
-    return -1;
   if (AGENT_CALL (t, kata_agent_create_sandbox (
-                         a->agent, ate_json_get_string (spec0, "hostname") ?: "", a->id,
+                         a->agent, ate_json_get_string (a->ctrs[0].spec, "hostname") ?: "", a->id,
                          ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_SANDBOX_MS)), err))
       < 0)
     return ate_error_wrap (err, "CreateSandbox");

@@ -57,6 +57,7 @@ struct actor_ctr
   char *guest_dev; /* /dev/vdb, /dev/vdc, ... */
   int32_t readyz_port;
   char *readyz_path;
+  struct json_object *spec; /* the shaped OCI spec (Run only) */
 };
 
 /* One activation of an actor (Run or Restore until Checkpoint). */

@@ -92,6 +92,7 @@ actor_free (struct actor *a)
       free (a->ctrs[i].kata_id);
       free (a->ctrs[i].guest_dev);
       free (a->ctrs[i].readyz_path);
+      json_object_put (a->ctrs[i].spec);
     }
   free (a->ctrs);
   free (a->ns);
