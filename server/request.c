@@ -207,6 +207,10 @@ request_parse (enum rpc_kind kind, const struct request_fields *f, struct parsed
                struct ate_error **err)
 {
   memset (out, 0, sizeof (*out));
+  /* Each kind has its own rules below; a value outside the enum is a
+   * caller's bug, not a request to treat like one of the three. */
+  if (kind != RPC_RUN && kind != RPC_CHECKPOINT && kind != RPC_RESTORE)
+    return ate_error_make_code (err, ATE_CODE_INTERNAL, 0, "unknown request kind %d", (int) kind);
   if (check_identity (f, err) < 0)
     return -1;
   out->req.ns = f->ns;

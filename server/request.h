@@ -45,6 +45,8 @@ struct request_fields
   Ateom__RunWorkloadRequest__RuntimeAssetPathsEntry *const *assets;
 };
 
+/* Validate f by the rules of kind (docs/api.md); INVALID_ARGUMENT or
+ * UNIMPLEMENTED name the field, INTERNAL is a kind outside the enum. */
 int request_parse (enum rpc_kind kind, const struct request_fields *f,
                    struct parsed_request *out, struct ate_error **err);
 void parsed_request_free (struct parsed_request *p);

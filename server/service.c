@@ -1,4 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The gRPC handlers: the three ateom RPCs through one handler
+ * (handle_workload) and the health check. The handlers own what is common to
+ * every call (decoding, the serialising lock, the log record); validation
+ * lives in request.c and the work in the actor runtime.
+ */
 #define _GNU_SOURCE
 #include "service.h"
 
@@ -17,15 +23,31 @@
 #include "util/log.h"
 #include "util/util.h"
 
+struct service;
+struct workload_rpc;
+
+/* What the method table hands each workload call as its ctx: the service
+ * and the call's row of workload_rpcs below. */
+struct workload_method
+{
+  struct service *svc;
+  const struct workload_rpc *rpc;
+};
+
+#define N_WORKLOAD_RPCS 3
+
 struct service
 {
   struct actor_runtime *rt;
-  /* RPCs that change an actor are serialised (spec 1.6); the wait for the
-   * lock honours the caller's deadline. */
+  /* RPCs that change an actor are serialised: the worker has one network,
+   * one tap set and one actor at a time (docs/architecture.md, "How a
+   * request flows"). The wait for the lock honours the caller's deadline,
+   * so a stuck call cannot wedge atelet's retries. */
   pthread_mutex_t lock;
   pthread_mutex_t busy_lock;
   char busy[160]; /* what holds the lock, for the timeout message */
-  struct rpc_method methods[5];
+  struct workload_method workloads[N_WORKLOAD_RPCS];
+  struct rpc_method methods[N_WORKLOAD_RPCS + 1];
 };
 
 static int
@@ -67,7 +89,8 @@ service_unlock (struct service *svc)
   pthread_mutex_unlock (&svc->lock);
 }
 
-/* One "Handle RPC" record per call (spec 1.7). */
+/* One "Handle RPC" record per call, successful or not (docs/logging.md,
+ * docs/api.md "Status codes"). */
 static void
 log_rpc (const char *method, const struct request_fields *f, int64_t start_ns, int r,
          const struct ate_error *err, char **files)
@@ -104,6 +127,8 @@ log_rpc (const char *method, const struct request_fields *f, int64_t start_ns, i
   ate_log_obj (r < 0 ? ATE_LOG_ERROR : ATE_LOG_INFO, "Handle RPC", a);
 }
 
+/* A message protobuf-c cannot decode is the caller's fault:
+ * INVALID_ARGUMENT (docs/api.md, "Status codes"). */
 static int
 malformed (const char *what, struct ate_error **err)
 {
@@ -111,32 +136,76 @@ malformed (const char *what, struct ate_error **err)
                               "malformed %s: not a valid protobuf message", what);
 }
 
-static int
-pack_empty (uint8_t **resp, size_t *len)
+/* The three ateom RPCs take the same path through the server: decode,
+ * validate (request.c), run the actor step under the service lock, log one
+ * record, encode the reply (docs/architecture.md, "How a request flows").
+ * One handler does that for all three, so a fix to the path (a log field,
+ * the lock, a limit) cannot reach one RPC and miss the others; what differs
+ * between them is this table. */
+struct workload_rpc
 {
-  *resp = xmalloc (1);
-  *len = 0;
-  return 0;
+  enum rpc_kind kind;
+  const char *path; /* the gRPC method path, also the log record's "method" */
+  const char *name; /* the short name the lock-holder message uses */
+  const ProtobufCMessageDescriptor *request;
+};
+
+static const struct workload_rpc workload_rpcs[] = {
+  { RPC_RUN, "/ateom.Ateom/RunWorkload", "RunWorkload", &ateom__run_workload_request__descriptor },
+  { RPC_CHECKPOINT, "/ateom.Ateom/CheckpointWorkload", "CheckpointWorkload",
+    &ateom__checkpoint_workload_request__descriptor },
+  { RPC_RESTORE, "/ateom.Ateom/RestoreWorkload", "RestoreWorkload",
+    &ateom__restore_workload_request__descriptor },
+};
+
+_Static_assert (ATE_N_ELEMENTS (workload_rpcs) == N_WORKLOAD_RPCS, "one row per workload RPC");
+
+static int
+unknown_kind (enum rpc_kind kind, struct ate_error **err)
+{
+  /* Only a programming error gets here; say so instead of running some
+   * other RPC on the caller's actor. */
+  return ate_error_make_code (err, ATE_CODE_INTERNAL, 0, "unknown request kind %d", (int) kind);
 }
 
 static int
-run_locked (struct service *svc, enum rpc_kind kind, const char *method,
-            const struct request_fields *f, ate_deadline_t deadline, char ***files,
-            struct ate_error **err)
+workload_fields (enum rpc_kind kind, const ProtobufCMessage *m, struct request_fields *f,
+                 struct ate_error **err)
+{
+  switch (kind)
+    {
+    case RPC_RUN:
+      request_fields_from_run ((const Ateom__RunWorkloadRequest *) m, f);
+      return 0;
+    case RPC_CHECKPOINT:
+      request_fields_from_checkpoint ((const Ateom__CheckpointWorkloadRequest *) m, f);
+      return 0;
+    case RPC_RESTORE:
+      request_fields_from_restore ((const Ateom__RestoreWorkloadRequest *) m, f);
+      return 0;
+    }
+  return unknown_kind (kind, err);
+}
+
+static int
+run_locked (struct service *svc, const struct workload_rpc *rpc, const struct request_fields *f,
+            ate_deadline_t deadline, char ***files, struct ate_error **err)
 {
   struct parsed_request pr;
   cleanup_free char *what = NULL;
   int r;
 
-  if (request_parse (kind, f, &pr, err) < 0)
+  /* Validate before waiting for the lock: a bad request fails at once,
+   * whatever else is running. */
+  if (request_parse (rpc->kind, f, &pr, err) < 0)
     return -1;
-  what = xasprintf ("%s for %s/%s/%s", method, f->ns, f->tmpl, f->id);
+  what = xasprintf ("%s for %s/%s/%s", rpc->name, f->ns, f->tmpl, f->id);
   if (service_lock (svc, what, deadline, err) < 0)
     {
       parsed_request_free (&pr);
       return -1;
     }
-  switch (kind)
+  switch (rpc->kind)
     {
     case RPC_RUN:
       r = actor_run (svc->rt, &pr.req, deadline, err);
@@ -145,8 +214,10 @@ run_locked (struct service *svc, enum rpc_kind kind, const char *method,
       r = actor_checkpoint (svc->rt, &pr.req, deadline, files, err);
       break;
     case RPC_RESTORE:
-    default:
       r = actor_restore (svc->rt, &pr.req, deadline, err);
+      break;
+    default:
+      r = unknown_kind (rpc->kind, err);
       break;
     }
   service_unlock (svc);
@@ -154,80 +225,62 @@ run_locked (struct service *svc, enum rpc_kind kind, const char *method,
   return r;
 }
 
-static int
-handle_run (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadline, uint8_t **resp,
-            size_t *resp_len, struct ate_error **err)
+/* Run and Restore answer an empty message; Checkpoint answers the snapshot
+ * files the actor step wrote, which atelet uploads. */
+static void
+pack_reply (enum rpc_kind kind, char **files, uint8_t **resp, size_t *resp_len)
 {
-  int64_t t0 = ate_now_ns ();
-  struct request_fields f;
-  Ateom__RunWorkloadRequest *m = ateom__run_workload_request__unpack (NULL, len, req);
-  int r;
-
-  if (m == NULL)
+  if (kind != RPC_CHECKPOINT)
     {
-      r = malformed ("RunWorkloadRequest", err);
-      log_rpc ("/ateom.Ateom/RunWorkload", NULL, t0, r, *err, NULL);
-      return r;
+      *resp = xmalloc (1);
+      *resp_len = 0;
+      return;
     }
-  request_fields_from_run (m, &f);
-  r = run_locked (ctx, RPC_RUN, "RunWorkload", &f, deadline, NULL, err);
-  log_rpc ("/ateom.Ateom/RunWorkload", &f, t0, r, err ? *err : NULL, NULL);
-  ateom__run_workload_request__free_unpacked (m, NULL);
-  return r < 0 ? r : pack_empty (resp, resp_len);
-}
-
-static int
-handle_checkpoint (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadline,
-                   uint8_t **resp, size_t *resp_len, struct ate_error **err)
-{
-  int64_t t0 = ate_now_ns ();
-  struct request_fields f;
-  cleanup_strv char **files = NULL;
-  Ateom__CheckpointWorkloadRequest *m = ateom__checkpoint_workload_request__unpack (NULL, len, req);
-  int r;
-
-  if (m == NULL)
-    {
-      r = malformed ("CheckpointWorkloadRequest", err);
-      log_rpc ("/ateom.Ateom/CheckpointWorkload", NULL, t0, r, *err, NULL);
-      return r;
-    }
-  request_fields_from_checkpoint (m, &f);
-  r = run_locked (ctx, RPC_CHECKPOINT, "CheckpointWorkload", &f, deadline, &files, err);
-  log_rpc ("/ateom.Ateom/CheckpointWorkload", &f, t0, r, err ? *err : NULL, files);
-  ateom__checkpoint_workload_request__free_unpacked (m, NULL);
-  if (r < 0)
-    return r;
-
   Ateom__CheckpointWorkloadResponse out = ATEOM__CHECKPOINT_WORKLOAD_RESPONSE__INIT;
   out.n_snapshot_files = strv_len (files);
   out.snapshot_files = files;
   *resp_len = ateom__checkpoint_workload_response__get_packed_size (&out);
-  *resp = xmalloc (*resp_len);
+  *resp = xmalloc (*resp_len ? *resp_len : 1);
   ateom__checkpoint_workload_response__pack (&out, *resp);
-  return 0;
 }
 
+/* The handler of RunWorkload, CheckpointWorkload and RestoreWorkload; ctx
+ * is the method's struct workload_method. Every call, decoded or not, ends
+ * with one "Handle RPC" record (docs/logging.md). */
 static int
-handle_restore (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadline,
-                uint8_t **resp, size_t *resp_len, struct ate_error **err)
+handle_workload (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadline,
+                 uint8_t **resp, size_t *resp_len, struct ate_error **err)
 {
+  const struct workload_method *wm = ctx;
+  const struct workload_rpc *rpc = wm->rpc;
   int64_t t0 = ate_now_ns ();
   struct request_fields f;
-  Ateom__RestoreWorkloadRequest *m = ateom__restore_workload_request__unpack (NULL, len, req);
+  cleanup_strv char **files = NULL;
+  ProtobufCMessage *m = protobuf_c_message_unpack (rpc->request, NULL, len, req);
   int r;
 
   if (m == NULL)
     {
-      r = malformed ("RestoreWorkloadRequest", err);
-      log_rpc ("/ateom.Ateom/RestoreWorkload", NULL, t0, r, *err, NULL);
+      r = malformed (rpc->request->short_name, err);
+      log_rpc (rpc->path, NULL, t0, r, *err, NULL);
       return r;
     }
-  request_fields_from_restore (m, &f);
-  r = run_locked (ctx, RPC_RESTORE, "RestoreWorkload", &f, deadline, NULL, err);
-  log_rpc ("/ateom.Ateom/RestoreWorkload", &f, t0, r, err ? *err : NULL, NULL);
-  ateom__restore_workload_request__free_unpacked (m, NULL);
-  return r < 0 ? r : pack_empty (resp, resp_len);
+  r = workload_fields (rpc->kind, m, &f, err);
+  if (r < 0)
+    {
+      log_rpc (rpc->path, NULL, t0, r, *err, NULL);
+      protobuf_c_message_free_unpacked (m, NULL);
+      return r;
+    }
+  /* Only a checkpoint sets files; the others leave it NULL, so their
+   * record has no snapshot_files. */
+  r = run_locked (wm->svc, rpc, &f, deadline, &files, err);
+  log_rpc (rpc->path, &f, t0, r, err ? *err : NULL, files);
+  protobuf_c_message_free_unpacked (m, NULL);
+  if (r < 0)
+    return r;
+  pack_reply (rpc->kind, files, resp, resp_len);
+  return 0;
 }
 
 static int
@@ -261,10 +314,13 @@ service_new (struct actor_runtime *rt)
   svc->rt = rt;
   pthread_mutex_init (&svc->lock, NULL);
   pthread_mutex_init (&svc->busy_lock, NULL);
-  svc->methods[0] = (struct rpc_method){ "/ateom.Ateom/RunWorkload", handle_run, svc };
-  svc->methods[1] = (struct rpc_method){ "/ateom.Ateom/CheckpointWorkload", handle_checkpoint, svc };
-  svc->methods[2] = (struct rpc_method){ "/ateom.Ateom/RestoreWorkload", handle_restore, svc };
-  svc->methods[3] = (struct rpc_method){ "/grpc.health.v1.Health/Check", handle_health_check, svc };
+  for (size_t i = 0; i < N_WORKLOAD_RPCS; i++)
+    {
+      svc->workloads[i] = (struct workload_method){ svc, &workload_rpcs[i] };
+      svc->methods[i] = (struct rpc_method){ workload_rpcs[i].path, handle_workload, &svc->workloads[i] };
+    }
+  svc->methods[N_WORKLOAD_RPCS]
+      = (struct rpc_method){ "/grpc.health.v1.Health/Check", handle_health_check, svc };
   return svc;
 }
 
@@ -281,6 +337,6 @@ service_free (struct service *svc)
 const struct rpc_method *
 service_methods (struct service *svc, size_t *n)
 {
-  *n = 4;
+  *n = ATE_N_ELEMENTS (svc->methods);
   return svc->methods;
 }

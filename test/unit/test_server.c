@@ -202,6 +202,18 @@ test_request_valid (void **state)
   parsed_request_free (&pr);
 }
 
+/* A kind outside the enum used to pass as a Restore. */
+static void
+test_request_unknown_kind (void **state)
+{
+  (void) state;
+  struct req_builder b;
+
+  builder_init (&b, 1);
+  expect_invalid (&b, (enum rpc_kind) 3, ATE_CODE_INTERNAL, "unknown request kind 3");
+  expect_invalid (&b, (enum rpc_kind) -1, ATE_CODE_INTERNAL, "unknown request kind -1");
+}
+
 static void
 test_request_rejects_path_tricks (void **state)
 {
@@ -291,6 +303,7 @@ main (void)
     cmocka_unit_test (test_flags_go_syntax),
     cmocka_unit_test (test_flags_validate),
     cmocka_unit_test (test_request_valid),
+    cmocka_unit_test (test_request_unknown_kind),
     cmocka_unit_test (test_request_rejects_path_tricks),
     cmocka_unit_test (test_request_containers),
     cmocka_unit_test (test_request_assets),
