@@ -36,7 +36,8 @@ parse_url (const char *url, struct url *u, struct ate_error **err)
   u->host = xstrndup (p, colon ? (size_t) (colon - p) : slash ? (size_t) (slash - p) : strlen (p));
   u->port = colon ? xstrndup (colon + 1, slash ? (size_t) (slash - colon - 1) : strlen (colon + 1))
                   : xstrdup ("80");
-  u->path = xstrdup (slash ? slash : "/");
+  /* The fragment is the client's own; it is never sent. */
+  u->path = xstrndup (slash ? slash : "/", slash ? strcspn (slash, "#") : 1);
   if (u->host[0] == '\0' || u->port[0] == '\0')
     return ate_error_make (err, EINVAL, "`%s`: no host or port", url);
   for (const char *c = u->path; *c; c++)
@@ -168,41 +169,45 @@ find_header (char *head, const char *name)
   return NULL;
 }
 
+/* One request to u; the response head is left in head. */
+static int
+get_once (const struct url *u, ate_deadline_t deadline, char *head, long *status,
+          struct ate_error **err)
+{
+  cleanup_close int fd = -1;
+  cleanup_free char *req = NULL;
+  char *end = NULL;
+
+  fd = connect_to (u, deadline, err);
+  if (fd < 0)
+    return -1;
+  req = xasprintf ("GET %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: ateom-microvm\r\n"
+                   "Accept: */*\r\nConnection: close\r\n\r\n",
+                   u->path, u->host, strcmp (u->port, "80") ? ":" : "",
+                   strcmp (u->port, "80") ? u->port : "");
+  if (send_all (fd, req, strlen (req), deadline, err) < 0
+      || read_head (fd, head, ATE_HTTP_MAX_HEAD, deadline, err) < 0)
+    return -1;
+  if (strncmp (head, "HTTP/1.", 7) != 0 || head[8] != ' ')
+    return ate_error_make (err, EPROTO, "not an HTTP response");
+  *status = strtol (head + 9, &end, 10);
+  if (end != head + 12 || *status < 100 || *status > 999)
+    return ate_error_make (err, EPROTO, "malformed status line");
+  return 0;
+}
+
 int
 ate_http_get (const char *url, ate_deadline_t deadline, long *status, const char *header,
               char **value, struct ate_error **err)
 {
   struct url u = { 0 };
-  cleanup_close int fd = -1;
-  cleanup_free char *req = NULL;
   cleanup_free char *head = xmalloc (ATE_HTTP_MAX_HEAD);
-  char *end = NULL;
   int ret = -1;
 
   if (value)
     *value = NULL;
-  if (parse_url (url, &u, err) < 0)
+  if (parse_url (url, &u, err) < 0 || get_once (&u, deadline, head, status, err) < 0)
     goto out;
-  fd = connect_to (&u, deadline, err);
-  if (fd < 0)
-    goto out;
-  req = xasprintf ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ateom-microvm\r\n"
-                   "Accept: */*\r\nConnection: close\r\n\r\n",
-                   u.path, u.host);
-  if (send_all (fd, req, strlen (req), deadline, err) < 0
-      || read_head (fd, head, ATE_HTTP_MAX_HEAD, deadline, err) < 0)
-    goto out;
-  if (strncmp (head, "HTTP/1.", 7) != 0 || head[8] != ' ')
-    {
-      ate_error_make (err, EPROTO, "not an HTTP response");
-      goto out;
-    }
-  *status = strtol (head + 9, &end, 10);
-  if (end != head + 12 || *status < 100 || *status > 999)
-    {
-      ate_error_make (err, EPROTO, "malformed status line");
-      goto out;
-    }
   if (header && value)
     *value = find_header (head, header);
   ret = 0;
@@ -210,5 +215,188 @@ out:
   if (ret < 0)
     ate_error_wrap (err, "GET %s", url);
   url_clear (&u);
+  return ret;
+}
+
+/* ---- redirects ---- */
+
+/* url as "http://<host>:<port><path>", the form redirect targets are
+ * compared in. */
+static int
+normalise_url (const char *url, char **out, struct ate_error **err)
+{
+  struct url u = { 0 };
+  int r = parse_url (url, &u, err);
+  if (r == 0)
+    *out = xasprintf ("http://%s:%s%s", u.host, u.port, u.path);
+  url_clear (&u);
+  return r;
+}
+
+static bool
+is_redirect (long status)
+{
+  /* The codes Go's client follows for a GET. */
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* RFC 3986 5.2.4 on an absolute path (no query): drop "." segments and let
+ * ".." remove the segment before it. */
+static char *
+remove_dot_segments (const char *in)
+{
+  size_t n = strlen (in);
+  char *out = xmalloc (n + 2);
+  size_t o = 0;
+  const char *p = in;
+
+  while (*p)
+    {
+      const char *seg_end = strchr (p + 1, '/');
+      size_t len = seg_end ? (size_t) (seg_end - p) : strlen (p); /* "/seg" */
+      if ((len == 2 && p[1] == '.') || (len == 3 && p[1] == '.' && p[2] == '.'))
+        {
+          if (len == 3)
+            while (o > 0 && out[--o] != '/')
+              ;
+          if (seg_end == NULL)
+            out[o++] = '/'; /* "/a/.." ends in a directory */
+        }
+      else
+        {
+          memcpy (out + o, p, len);
+          o += len;
+        }
+      p += len;
+    }
+  if (o == 0)
+    out[o++] = '/';
+  out[o] = '\0';
+  return out;
+}
+
+/* Resolve a Location value against base (RFC 3986 5.2, as Go's
+ * URL.ResolveReference), into an absolute http:// URL. */
+static int
+resolve_location (const struct url *base, const char *loc, char **out, struct ate_error **err)
+{
+  cleanup_free char *ref = NULL, *dir = NULL, *merged = NULL, *clean = NULL;
+  const char *q, *colon;
+  char *hash;
+
+  for (const char *c = loc; *c; c++)
+    if ((unsigned char) *c < ' ' || *c == 0x7f)
+      return ate_error_make (err, EPROTO, "Location header with control characters");
+  ref = xstrdup (loc);
+  if ((hash = strchr (ref, '#')))
+    *hash = '\0';
+  colon = strchr (ref, ':');
+  if (colon && colon > ref && strcspn (ref, "/?") > (size_t) (colon - ref))
+    {
+      /* Has a scheme. */
+      if (strncasecmp (ref, "http:", 5) != 0)
+        return ate_error_make (err, EPROTO,
+                               "redirect to `%s` not followed: the probe speaks plain http", ref);
+      if (strncmp (ref + 5, "//", 2) != 0)
+        return ate_error_make (err, EPROTO, "redirect to `%s`: no host", ref);
+      *out = xasprintf ("http://%s", ref + 7);
+      return 0;
+    }
+  if (strncmp (ref, "//", 2) == 0)
+    {
+      *out = xasprintf ("http:%s", ref);
+      return 0;
+    }
+  q = strchr (ref, '?');
+  if (ref[0] == '?' || ref[0] == '\0')
+    {
+      /* Same path, new (or the same) query. */
+      size_t plen = strcspn (base->path, "?");
+      *out = xasprintf ("http://%s:%s%.*s%s", base->host, base->port, (int) plen, base->path,
+                        ref[0] ? ref : base->path + plen);
+      return 0;
+    }
+  if (ref[0] == '/')
+    merged = xstrndup (ref, q ? (size_t) (q - ref) : strlen (ref));
+  else
+    {
+      size_t plen = strcspn (base->path, "?");
+      const char *slash = memrchr (base->path, '/', plen);
+      dir = xstrndup (base->path, slash ? (size_t) (slash - base->path) + 1 : 0);
+      merged = xasprintf ("%s%s%.*s", dir[0] == '/' ? "" : "/", dir,
+                          (int) (q ? (size_t) (q - ref) : strlen (ref)), ref);
+    }
+  clean = remove_dot_segments (merged);
+  *out = xasprintf ("http://%s:%s%s%s", base->host, base->port, clean, q ? q : "");
+  return 0;
+}
+
+int
+ate_http_get_follow (const char *url, ate_deadline_t deadline, long *status,
+                     struct ate_error **err)
+{
+  cleanup_free char *head = xmalloc (ATE_HTTP_MAX_HEAD);
+  char *chain[ATE_HTTP_MAX_REQUESTS] = { 0 };
+  struct url first = { 0 };
+  int ret = -1;
+  size_t n = 0;
+
+  if (parse_url (url, &first, err) < 0 || normalise_url (url, &chain[0], err) < 0)
+    goto out;
+  n = 1;
+  for (;;)
+    {
+      struct url u = { 0 };
+      cleanup_free char *loc = NULL, *target = NULL;
+      char *next = NULL;
+      int r;
+
+      r = parse_url (chain[n - 1], &u, err);
+      if (r == 0 && strcasecmp (u.host, first.host) != 0)
+        r = ate_error_make (err, EPROTO, "redirect to another host `%s` not followed", u.host);
+      if (r == 0)
+        r = get_once (&u, deadline, head, status, err);
+      if (r == 0 && is_redirect (*status))
+        {
+          loc = find_header (head, "Location");
+          /* A 3xx without a Location is the answer, as in Go. */
+          if (loc && loc[0] != '\0')
+            r = resolve_location (&u, loc, &target, err);
+          if (r == 0 && target)
+            r = normalise_url (target, &next, err);
+        }
+      url_clear (&u);
+      if (r < 0)
+        {
+          if (n > 1)
+            ate_error_wrap (err, "GET %s", chain[n - 1]);
+          goto out;
+        }
+      if (next == NULL)
+        break;
+      for (size_t i = 0; i < n; i++)
+        if (strcmp (chain[i], next) == 0)
+          {
+            ate_error_make (err, ELOOP, "redirect loop: HTTP %ld from %s back to %s", *status,
+                            chain[n - 1], next);
+            free (next);
+            goto out;
+          }
+      if (n == ATE_HTTP_MAX_REQUESTS)
+        {
+          ate_error_make (err, ELOOP, "stopped after %d redirects (the last to %s)",
+                          ATE_HTTP_MAX_REQUESTS, next);
+          free (next);
+          goto out;
+        }
+      chain[n++] = next;
+    }
+  ret = 0;
+out:
+  if (ret < 0)
+    ate_error_wrap (err, "GET %s", url);
+  for (size_t i = 0; i < n; i++)
+    free (chain[i]);
+  url_clear (&first);
   return ret;
 }

@@ -442,6 +442,173 @@ test_http_get (void **state)
   ate_error_release (&err);
 }
 
+/* An HTTP peer on 127.0.0.1 that answers every connection from a table
+ * keyed by the request path (query included), until stopped. */
+struct route
+{
+  const char *path;
+  const char *reply; /* the whole response; "PORT" is replaced by the peer's port */
+};
+
+struct router
+{
+  int lfd;
+  int port;
+  const struct route *routes;
+  int requests;
+  char last_host[64];
+  pthread_t t;
+};
+
+static void *
+router_main (void *arg)
+{
+  struct router *p = arg;
+  for (;;)
+    {
+      char buf[4096], path[1024] = "", reply[1024] = "HTTP/1.1 404 Not Found\r\n\r\n";
+      int c = accept (p->lfd, NULL, NULL);
+      ssize_t n;
+      if (c < 0)
+        return NULL;
+      n = recv (c, buf, sizeof (buf) - 1, 0);
+      buf[n > 0 ? n : 0] = '\0';
+      sscanf (buf, "GET %1023s ", path);
+      const char *h = strstr (buf, "\r\nHost: ");
+      if (h)
+        sscanf (h + 8, "%63[^\r]", p->last_host);
+      p->requests++;
+      for (const struct route *r = p->routes; r->path; r++)
+        if (strcmp (r->path, path) == 0)
+          {
+            const char *port = strstr (r->reply, "PORT");
+            if (port)
+              snprintf (reply, sizeof (reply), "%.*s%d%s", (int) (port - r->reply), r->reply,
+                        p->port, port + 4);
+            else
+              snprintf (reply, sizeof (reply), "%s", r->reply);
+          }
+      (void) !send (c, reply, strlen (reply), MSG_NOSIGNAL);
+      close (c);
+    }
+}
+
+static void
+router_start (struct router *p, const struct route *routes)
+{
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof (a);
+  memset (p, 0, sizeof (*p));
+  p->lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true (p->lfd >= 0);
+  assert_int_equal (bind (p->lfd, (struct sockaddr *) &a, sizeof (a)), 0);
+  assert_int_equal (listen (p->lfd, 16), 0);
+  assert_int_equal (getsockname (p->lfd, (struct sockaddr *) &a, &len), 0);
+  p->port = ntohs (a.sin_port);
+  p->routes = routes;
+  assert_int_equal (pthread_create (&p->t, NULL, router_main, p), 0);
+}
+
+static void
+router_stop (struct router *p)
+{
+  shutdown (p->lfd, SHUT_RDWR);
+  pthread_join (p->t, NULL);
+  close (p->lfd);
+}
+
+static long
+follow (struct router *p, const char *path, struct ate_error **err)
+{
+  char url[128];
+  long status = 0;
+  snprintf (url, sizeof (url), "http://127.0.0.1:%d%s", p->port, path);
+  p->requests = 0;
+  if (ate_http_get_follow (url, ate_deadline_in_ms (2000), &status, err) < 0)
+    return -1;
+  return status;
+}
+
+static void
+test_http_get_follow (void **state)
+{
+  (void) state;
+  static const struct route routes[] = {
+    /* a trailing-slash redirect, then a relative one with dot segments */
+    { "/readyz", "HTTP/1.1 301 Moved Permanently\r\nLocation: /readyz/\r\n\r\n" },
+    { "/readyz/", "HTTP/1.1 307 Temporary Redirect\r\nlocation: ../app/./ok?x=1#frag\r\n\r\n" },
+    { "/app/ok?x=1", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" },
+    /* an absolute Location on this host, built from the Host header */
+    { "/abs", "HTTP/1.1 308 Permanent Redirect\r\nLocation: http://127.0.0.1:PORT/app/ok?x=1\r\n\r\n" },
+    { "/query", "HTTP/1.1 302 Found\r\nLocation: ?x=1\r\n\r\n" },
+    { "/app/query", "HTTP/1.1 303 See Other\r\nLocation: ok?x=1\r\n\r\n" },
+    /* loops and chains */
+    { "/loop-a", "HTTP/1.1 302 Found\r\nLocation: /loop-b\r\n\r\n" },
+    { "/loop-b", "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:PORT/loop-a\r\n\r\n" },
+    { "/c0", "HTTP/1.1 307 x\r\nLocation: /c1\r\n\r\n" },
+    { "/c1", "HTTP/1.1 307 x\r\nLocation: /c2\r\n\r\n" },
+    { "/c2", "HTTP/1.1 307 x\r\nLocation: /c3\r\n\r\n" },
+    { "/c3", "HTTP/1.1 307 x\r\nLocation: /c4\r\n\r\n" },
+    { "/c4", "HTTP/1.1 307 x\r\nLocation: /c5\r\n\r\n" },
+    { "/c5", "HTTP/1.1 307 x\r\nLocation: /c6\r\n\r\n" },
+    { "/c6", "HTTP/1.1 307 x\r\nLocation: /c7\r\n\r\n" },
+    { "/c7", "HTTP/1.1 307 x\r\nLocation: /c8\r\n\r\n" },
+    { "/c8", "HTTP/1.1 307 x\r\nLocation: /c9\r\n\r\n" },
+    { "/c9", "HTTP/1.1 307 x\r\nLocation: /c10\r\n\r\n" },
+    { "/c10", "HTTP/1.1 200 OK\r\n\r\n" },
+    /* not followed */
+    { "/noloc", "HTTP/1.1 301 Moved Permanently\r\n\r\n" },
+    { "/other", "HTTP/1.1 302 Found\r\nLocation: http://localhost:PORT/app/ok?x=1\r\n\r\n" },
+    { "/tls", "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1/\r\n\r\n" },
+    { "/notmod", "HTTP/1.1 304 Not Modified\r\nLocation: /app/ok?x=1\r\n\r\n" },
+    { NULL, NULL },
+  };
+  struct ate_error *err = NULL;
+  struct router p;
+  char host[64];
+
+  router_start (&p, routes);
+  snprintf (host, sizeof (host), "127.0.0.1:%d", p.port);
+
+  assert_int_equal (follow (&p, "/readyz", &err), 200);
+  assert_int_equal (p.requests, 3);
+  assert_string_equal (p.last_host, host); /* Host carries the port, as Go sends it */
+  assert_int_equal (follow (&p, "/abs", &err), 200);
+  assert_int_equal (p.requests, 2);
+  assert_int_equal (follow (&p, "/app/query", &err), 200);
+  assert_int_equal (follow (&p, "/app/ok?x=1#f", &err), 200);
+
+  /* Go's client makes at most 10 requests: 9 redirects are followed... */
+  assert_int_equal (follow (&p, "/c1", &err), 200);
+  assert_int_equal (p.requests, 10);
+  /* ... and the 10th is an error. */
+  assert_int_equal (follow (&p, "/c0", &err), -1);
+  assert_int_equal (p.requests, 10);
+  assert_non_null (strstr (err->msg, "stopped after 10 redirects"));
+  ate_error_release (&err);
+
+  assert_int_equal (follow (&p, "/loop-a", &err), -1);
+  assert_non_null (strstr (err->msg, "redirect loop"));
+  assert_non_null (strstr (err->msg, "/loop-a"));
+  assert_int_equal (p.requests, 2);
+  ate_error_release (&err);
+
+  /* A 3xx without a Location, or one that is not a redirect, is the answer. */
+  assert_int_equal (follow (&p, "/noloc", &err), 301);
+  assert_int_equal (follow (&p, "/notmod", &err), 304);
+  assert_int_equal (p.requests, 1);
+
+  assert_int_equal (follow (&p, "/other", &err), -1);
+  assert_non_null (strstr (err->msg, "another host `localhost`"));
+  assert_int_equal (p.requests, 1);
+  ate_error_release (&err);
+  assert_int_equal (follow (&p, "/tls", &err), -1);
+  assert_non_null (strstr (err->msg, "plain http"));
+  ate_error_release (&err);
+  assert_int_equal (follow (&p, "/missing", &err), 404);
+  router_stop (&p);
+}
+
 int
 main (void)
 {
@@ -456,6 +623,7 @@ main (void)
     cmocka_unit_test (test_proc_spawn_wait_kill),
     cmocka_unit_test (test_json_parse_limits),
     cmocka_unit_test (test_http_get),
+    cmocka_unit_test (test_http_get_follow),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
