@@ -54,7 +54,8 @@ static const struct flag_def flags[] = {
     "debug, info, warn or error (default info)." },
   { "shutdown-grace", FLAG_SECONDS, OPT (shutdown_grace_s), "SECONDS",
     "On SIGTERM/SIGINT, how long in-flight RPCs may run before they are\n"
-    "cancelled (default 30)." },
+    "cancelled (default 15: with the cancellation wait and the teardown it\n"
+    "fits in a pod's default 30 s termination grace period)." },
   { "restore-memory-mode", FLAG_STRING, OPT (restore_memory_mode), "MODE",
     "How vm.restore fills guest memory: auto (default: by cloud-hypervisor\n"
     "version: v51 Copy, v52 OnDemand, v53+ Copy), copy or ondemand." },
@@ -94,7 +95,7 @@ server_options_init (struct server_options *o)
   o->base_path = xstrdup (ATE_DEFAULT_BASE_PATH);
   o->run_dir = xstrdup (ATE_DEFAULT_RUN_DIR);
   o->log_level = xstrdup ("info");
-  o->shutdown_grace_s = 30;
+  o->shutdown_grace_s = 15;
   o->restore_memory_mode = xstrdup ("auto");
   o->ingress_ports_text = xstrdup ("80");
   o->rootfs_cache_size_text = xstrdup ("20GiB");

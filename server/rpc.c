@@ -433,7 +433,7 @@ rpc_server_run (struct rpc_server *s)
           pthread_mutex_lock (&s->lock);
           bool due = s->shutting_down && !cancelled && ate_now_ns () >= s->cancel_at_ns;
           bool give_up = s->shutting_down && cancelled
-                         && ate_now_ns () >= s->cancel_at_ns + 10 * ATE_NSEC_PER_SEC;
+                         && ate_now_ns () >= s->cancel_at_ns + RPC_CANCEL_WAIT_S * ATE_NSEC_PER_SEC;
           size_t inflight = s->inflight;
           pthread_mutex_unlock (&s->lock);
           if (give_up)

@@ -36,6 +36,9 @@ struct rpc_method
 
 #define RPC_MAX_MESSAGE (4 * 1024 * 1024)
 #define RPC_MAX_INFLIGHT 256
+/* After the grace, cancelled handlers get this long to return before the
+ * server exits without draining them. */
+#define RPC_CANCEL_WAIT_S 10
 
 /* Bind "unix:<socket_path>" (a stale socket file is replaced) and start.
  * The socket is made mode 0600. */

@@ -11,6 +11,7 @@
 
 #include "options.h"
 #include "request.h"
+#include "rpc.h"
 #include "util/error.h"
 #include "util/util.h"
 
@@ -99,6 +100,26 @@ test_flags_validate (void **state)
   assert_int_equal (parse (&o, &err, "--pod-uid=a", "--log-level=loud", NULL), 0);
   assert_true (server_options_validate (&o, &err) < 0);
   ate_error_release (&err);
+  server_options_free (&o);
+}
+
+/* The WorkerPool controller leaves the pod's terminationGracePeriodSeconds
+ * at Kubernetes' default (30 s; see docs/operations.md, "Upgrading").  On
+ * SIGTERM the server lets calls run for --shutdown-grace, cancels them,
+ * waits up to RPC_CANCEL_WAIT_S for their handlers, then tears the running
+ * VM and the network namespace down: all of it must end before the
+ * kubelet's SIGKILL, with a few seconds left for the teardown. */
+static void
+test_shutdown_grace_fits_pod_termination (void **state)
+{
+  (void) state;
+  const long pod_termination_grace_s = 30, teardown_s = 5;
+  struct server_options o;
+  struct ate_error *err = NULL;
+
+  assert_int_equal (parse (&o, &err, "--pod-uid=a", NULL), 0);
+  assert_true (o.shutdown_grace_s > 0);
+  assert_true (o.shutdown_grace_s + RPC_CANCEL_WAIT_S + teardown_s <= pod_termination_grace_s);
   server_options_free (&o);
 }
 
@@ -302,6 +323,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_flags_go_syntax),
     cmocka_unit_test (test_flags_validate),
+    cmocka_unit_test (test_shutdown_grace_fits_pod_termination),
     cmocka_unit_test (test_request_valid),
     cmocka_unit_test (test_request_unknown_kind),
     cmocka_unit_test (test_request_rejects_path_tricks),
