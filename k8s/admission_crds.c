@@ -10,7 +10,10 @@
 #define _GNU_SOURCE
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_crds.h"
+#include "k8s/admission_names.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_schema.h"
 #include "util/util.h"
 
 /* ---- Patterns ---------------------------------------------------------------- */

@@ -16,7 +16,10 @@
 #define _GNU_SOURCE
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_cross.h"
+#include "k8s/admission_names.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_report.h"
 #include "util/util.h"
 
 /* ActorTemplate x WorkerPool selector evaluations per input (about 0.3 s). */

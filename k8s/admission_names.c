@@ -8,7 +8,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_names.h"
 
 static bool
 is_lower_alnum (char c)

@@ -20,7 +20,9 @@
 #define _GNU_SOURCE
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_policy.h"
+#include "k8s/admission_report.h"
 #include "util/error.h"
 #include "util/util.h"
 

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission.h"
+#include "k8s/admission_object.h"
 #include "util/error.h"
 #include "util/util.h"
 

@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_report.h"
 #include "util/util.h"
 
 /* Values longer than this are cut in messages (a peer can send 1 MiB). */

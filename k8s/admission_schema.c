@@ -14,7 +14,9 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_report.h"
+#include "k8s/admission_schema.h"
 #include "util/util.h"
 
 static void add (const struct admission_schema_ctx *ctx, const struct admission_path *p,

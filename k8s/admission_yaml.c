@@ -19,7 +19,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "k8s/admission_internal.h"
+#include "k8s/admission_yaml.h"
 #include "util/error.h"
 #include "util/util.h"
 

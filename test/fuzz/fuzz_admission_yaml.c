@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "k8s/admission.h"
-#include "k8s/admission_internal.h"
+#include "k8s/admission_yaml.h"
 #include "util/error.h"
 #include "util/util.h"
 

@@ -19,7 +19,10 @@
 #include <cmocka.h>
 
 #include "k8s/admission.h"
-#include "k8s/admission_internal.h"
+#include "k8s/admission_names.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_report.h"
+#include "k8s/admission_yaml.h"
 #include "util/error.h"
 #include "util/util.h"
 

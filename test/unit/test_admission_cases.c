@@ -18,7 +18,8 @@
 #include <cmocka.h>
 
 #include "k8s/admission.h"
-#include "k8s/admission_internal.h"
+#include "k8s/admission_object.h"
+#include "k8s/admission_yaml.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/util.h"
