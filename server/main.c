@@ -104,7 +104,8 @@ main (int argc, char **argv)
       server_options_free (&opts);
       return 0;
     }
-  if (server_options_validate (&opts, &err) < 0)
+  if (server_options_load_config (&opts, getenv (SERVER_CONFIG_ENV), &err) < 0
+      || server_options_validate (&opts, &err) < 0)
     {
       fprintf (stderr, "ateom-microvm: %s\n", err->msg);
       ate_error_free (err);
@@ -170,7 +171,7 @@ main (int argc, char **argv)
   pthread_detach (sig_thread);
 
   ate_log (ATE_LOG_INFO, "serving", "socket", socket_path, "version", ATE_VERSION, "pod_uid",
-           opts.pod_uid, NULL);
+           opts.pod_uid, "config", opts.config_files ? opts.config_files : "", NULL);
   rpc_server_run (server);
   if (rpc_server_abandoned (server))
     _exit (0);

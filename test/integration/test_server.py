@@ -187,7 +187,7 @@ class StartupTest(unittest.TestCase):
         out = subprocess.run([exe, "--help"], capture_output=True, text=True)
         self.assertEqual(out.returncode, 0)
         for flag in ("--pod-uid", "--cloud-hypervisor-binary", "--kata-config", "--kata-debug",
-                     "--version", "--base-path", "--run-dir"):
+                     "--version", "--base-path", "--run-dir", "--config", "ATEOM_MICROVM_CONFIG"):
             self.assertIn(flag, out.stdout)
         out = subprocess.run([exe, "--version"], capture_output=True, text=True)
         self.assertEqual(out.returncode, 0)
@@ -228,6 +228,76 @@ class StartupTest(unittest.TestCase):
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
         finally:
             srv.cleanup()
+
+class ConfigFileTest(unittest.TestCase):
+    """The server configured by files, as an operator does on a cluster."""
+
+    def write(self, path, text, mode=0o644):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+
+    def serving_record(self, srv):
+        recs = [r for r in srv.log_records() if r.get("msg") == "serving"]
+        return recs[0] if recs else None
+
+    def test_node_file_under_base_path(self):
+        srv = Server()
+        try:
+            node = os.path.join(srv.base, "ateom-microvm", "config")
+            self.write(node, "# node settings\nlog-level = debug\nshutdown-grace = 1\n")
+            srv.start()
+            self.assertEqual(srv.health(), "SERVING")
+            self.assertEqual(self.serving_record(srv)["config"], node)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+    def test_named_file_and_command_line_wins(self):
+        srv = Server()
+        try:
+            cfg = os.path.join(srv.tmp, "ateom.conf")
+            self.write(cfg, "log-level = warn\n", 0o600)
+            # From the environment: warn hides the "serving" record.
+            srv.env["ATEOM_MICROVM_CONFIG"] = cfg
+            srv.start()
+            self.assertEqual(srv.health(), "SERVING")
+            self.assertIsNone(self.serving_record(srv))
+            self.assertEqual(srv.stop(), 0)
+            # --config names it too; the command line's --log-level wins.
+            del srv.env["ATEOM_MICROVM_CONFIG"]
+            srv.extra_args = ["--config", cfg, "--log-level=info"]
+            srv.start()
+            self.assertEqual(self.serving_record(srv)["config"], cfg)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
+
+    def test_bad_file_stops_start_up_naming_file_and_line(self):
+        srv = Server()
+        try:
+            cfg = os.path.join(srv.tmp, "ateom.conf")
+            cases = [
+                ("log-level = info\nmetrics = on\n", cfg + ':2: unknown key "metrics"'),
+                ("\nrootfs-cache-size = lots\n", cfg + ':2: --rootfs-cache-size: bad size'),
+                ("pod-uid = other\n", cfg + ":1: pod-uid can only be given on the command line"),
+            ]
+            for text, needle in cases:
+                with self.subTest(text=text):
+                    self.write(cfg, text)
+                    out = subprocess.run(srv.argv() + ["--config=" + cfg], capture_output=True,
+                                         text=True, timeout=60)
+                    self.assertEqual(out.returncode, 2, out.stderr)
+                    self.assertIn(needle, out.stderr)
+            self.write(cfg, "log-level = info\n", 0o666)
+            out = subprocess.run(srv.argv() + ["--config=" + cfg], capture_output=True,
+                                 text=True, timeout=60)
+            self.assertEqual(out.returncode, 2, out.stderr)
+            self.assertIn("not writable by group or others", out.stderr)
+        finally:
+            srv.cleanup()
+
 
 if __name__ == "__main__":
     need_root()
