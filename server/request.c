@@ -2,10 +2,12 @@
 #define _GNU_SOURCE
 #include "request.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "k8s/admission.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/util.h"
 #include "util/validate.h"
 
@@ -154,10 +156,51 @@ is_known_asset (const char *name)
   return false;
 }
 
+/* Unknown asset names are logged once per name per process; the set
+ * remembered is bounded (a caller could send a new name every call). */
+#define REQUEST_UNKNOWN_ASSETS_REMEMBERED 256
+#define REQUEST_UNKNOWN_ASSET_LOGGED_BYTES 256
+
+static void
+log_unknown_asset (const char *name)
+{
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  static char *seen[REQUEST_UNKNOWN_ASSETS_REMEMBERED];
+  static size_t n_seen;
+  static bool overflow_logged;
+  cleanup_free char *shown = xstrndup (name, REQUEST_UNKNOWN_ASSET_LOGGED_BYTES);
+  bool log = true, overflow = false;
+
+  pthread_mutex_lock (&lock);
+  for (size_t i = 0; i < n_seen && log; i++)
+    if (strcmp (seen[i], name) == 0)
+      log = false;
+  if (log && n_seen < REQUEST_UNKNOWN_ASSETS_REMEMBERED)
+    seen[n_seen++] = xstrdup (name);
+  else if (log)
+    {
+      /* Full: say so once, then stay quiet rather than repeat. */
+      overflow = !overflow_logged;
+      overflow_logged = true;
+      log = false;
+    }
+  pthread_mutex_unlock (&lock);
+  if (log)
+    ate_log (ATE_LOG_INFO, "runtime asset ignored: the microvm runtime does not use this name",
+             "asset", shown, NULL);
+  else if (overflow)
+    ate_log (ATE_LOG_WARN, "more unknown runtime asset names than are remembered: no longer logged",
+             NULL);
+}
+
 static int
 check_assets (enum rpc_kind kind, const struct request_fields *f, struct parsed_request *out,
               struct ate_error **err)
 {
+  size_t n = 0;
+
+  /* The whole message is at most 4 MiB; the count cap bounds the work per
+   * call far above any SandboxConfig (a handful of assets). */
   if (f->n_assets > REQUEST_MAX_ASSETS)
     return invalid (err, "runtime_asset_paths has %zu entries (at most %d)", f->n_assets,
                     REQUEST_MAX_ASSETS);
@@ -168,33 +211,32 @@ check_assets (enum rpc_kind kind, const struct request_fields *f, struct parsed_
       const char *v = f->assets[i]->value ? f->assets[i]->value : "";
       char field[128];
 
+      /* atelet forwards every asset of the SandboxConfig and the CRD does
+       * not constrain the names: one we do not use is not our business
+       * (docs/api.md, "Requests"). */
       if (!is_known_asset (k))
         {
-          if (strlen (k) > 64)
-            return invalid (err, "runtime_asset_paths has an unknown key longer than 64 bytes");
-          /* Unknown names are allowed (newer atelets may send more) but
-           * must still be sane. */
-          for (const char *p = k; *p; p++)
-            if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
-              return invalid (err, "runtime_asset_paths has a key with control characters");
+          log_unknown_asset (k);
+          continue;
         }
       snprintf (field, sizeof (field), "runtime_asset_paths[\"%s\"]", k);
       if (ate_validate_abs_path (field, v, err) < 0)
         return -1;
-      out->assets[i].name = k;
-      out->assets[i].path = v;
+      out->assets[n].name = k;
+      out->assets[n].path = v;
+      n++;
     }
   out->req.assets = out->assets;
-  out->req.n_assets = f->n_assets;
+  out->req.n_assets = n;
 
   if (kind == RPC_RUN)
     {
       /* The SandboxConfig admission rules name what a microvm needs; the
        * server falls back to its flags for cloud-hypervisor and kata-config. */
-      cleanup_free const char **names = xcalloc (f->n_assets + 1, sizeof (*names));
-      for (size_t i = 0; i < f->n_assets; i++)
+      cleanup_free const char **names = xcalloc (n + 1, sizeof (*names));
+      for (size_t i = 0; i < n; i++)
         names[i] = out->assets[i].name;
-      if (ate_admission_check_runtime_assets ("microvm", names, f->n_assets,
+      if (ate_admission_check_runtime_assets ("microvm", names, n,
                                               ATE_ADMISSION_SERVER_FALLBACKS, err)
           < 0)
         return -1;

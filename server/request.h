@@ -30,7 +30,9 @@ struct parsed_request
   struct actor_asset *assets;
 };
 
-#define REQUEST_MAX_ASSETS 32
+/* A SandboxConfig names a handful of assets; this bounds the work a call
+ * can ask for (docs/api.md, "Requests"). */
+#define REQUEST_MAX_ASSETS 1024
 #define REQUEST_MAX_STRING 4096
 #define REQUEST_MAX_READYZ_PATH 1024
 

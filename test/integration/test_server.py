@@ -70,6 +70,28 @@ class ServerTest(unittest.TestCase):
                 self.expect_code(lambda: self.srv.call("RunWorkload", req),
                                  grpc.StatusCode.INVALID_ARGUMENT, needle)
 
+    def test_any_asset_name_atelet_forwards_is_accepted(self):
+        # atelet forwards every asset name of the SandboxConfig; the CRD does
+        # not constrain them.  Unknown ones pass validation (the call then
+        # fails later only because no bundle was prepared) and are logged
+        # once per name.
+        odd = {"gpu firmware": "/f", "caf\u00e9-blob": "relative/ok", "k" * 200: "/x"}
+        odd.update(("extra-%d" % i, "/e%d" % i) for i in range(40))
+        req = run_request(actor="assets", assets=dict(ASSETS, **odd))
+        for _ in range(2):
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.srv.call("RunWorkload", req)
+            self.assertNotEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT,
+                                cm.exception.details())
+        time.sleep(0.1)
+        ignored = [r.get("asset") for r in self.srv.log_records()
+                   if r.get("msg", "").startswith("runtime asset ignored")]
+        self.assertEqual(sorted(ignored), sorted(odd))
+        # Known names are still checked.
+        req = run_request(actor="assets", assets=dict(ASSETS, **dict(odd, **{"kata-image": "i"})))
+        self.expect_code(lambda: self.srv.call("RunWorkload", req),
+                         grpc.StatusCode.INVALID_ARGUMENT, 'runtime_asset_paths["kata-image"]')
+
     def test_too_many_containers_is_unimplemented(self):
         req = run_request(containers=["c%d" % i for i in range(26)], assets=ASSETS)
         self.expect_code(lambda: self.srv.call("RunWorkload", req),

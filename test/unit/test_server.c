@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "rpc.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/log.h"
 #include "util/util.h"
 
 static int
@@ -516,6 +518,96 @@ test_request_assets (void **state)
   expect_invalid (&b, RPC_RUN, ATE_CODE_INVALID_ARGUMENT, "lacks required microvm assets: kata-kernel, kata-image");
 }
 
+static size_t
+count (const char *hay, const char *needle)
+{
+  size_t n = 0;
+  for (const char *p = hay; (p = strstr (p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* atelet forwards every asset name of the SandboxConfig: any name it can
+ * send is accepted, unknown ones are ignored and logged once per name. */
+static void
+test_request_unknown_assets (void **state)
+{
+  (void) state;
+  enum { N = 40 };
+  Ateom__RunWorkloadRequest__RuntimeAssetPathsEntry e[N];
+  Ateom__RunWorkloadRequest__RuntimeAssetPathsEntry *ep[N];
+  static char keys[N][160];
+  struct req_builder b;
+  struct request_fields f;
+  struct parsed_request pr;
+  struct ate_error *err = NULL;
+  char logged[65536];
+  int fd = memfd_create ("log", MFD_CLOEXEC);
+  ssize_t len;
+
+  assert_true (fd >= 0);
+  builder_init (&b, 1);
+  for (size_t i = 0; i < N; i++)
+    {
+      e[i] = (Ateom__RunWorkloadRequest__RuntimeAssetPathsEntry)
+          ATEOM__RUN_WORKLOAD_REQUEST__RUNTIME_ASSET_PATHS_ENTRY__INIT;
+      ep[i] = &e[i];
+      e[i].key = keys[i];
+      e[i].value = "/var/lib/ateom-gvisor/static-files/runsc-0";
+    }
+  snprintf (keys[0], sizeof (keys[0]), "kata-kernel");
+  snprintf (keys[1], sizeof (keys[1]), "kata-image");
+  snprintf (keys[2], sizeof (keys[2]), "my gpu firmware");    /* a space */
+  snprintf (keys[3], sizeof (keys[3]), "firmware-\xc3\xa9t\xc3\xa9"); /* non-ASCII */
+  memset (keys[4], 'k', 150);                                 /* over 64 bytes */
+  keys[4][150] = '\0';
+  snprintf (keys[5], sizeof (keys[5]), "tab\there");
+  for (size_t i = 6; i < N; i++)
+    snprintf (keys[i], sizeof (keys[i]), "extra-%zu", i);
+  e[5].value = "not/absolute"; /* an unknown asset's value is not ours to judge */
+  b.m.n_runtime_asset_paths = N;
+  b.m.runtime_asset_paths = ep;
+
+  ate_log_set_fd (fd);
+  for (int round = 0; round < 2; round++)
+    {
+      request_fields_from_run (&b.m, &f);
+      assert_int_equal (request_parse (RPC_RUN, &f, &pr, &err), 0);
+      assert_int_equal (pr.req.n_assets, 2);
+      assert_string_equal (actor_request_asset (&pr.req, "kata-image"), e[1].value);
+      assert_null (actor_request_asset (&pr.req, "my gpu firmware"));
+      parsed_request_free (&pr);
+    }
+  ate_log_set_fd (1);
+  len = pread (fd, logged, sizeof (logged) - 1, 0);
+  assert_true (len > 0);
+  logged[len] = '\0';
+  close (fd);
+  /* Each unknown name once, over two calls. */
+  assert_int_equal (count (logged, "runtime asset ignored"), N - 2);
+  assert_int_equal (count (logged, "my gpu firmware"), 1);
+  assert_int_equal (count (logged, "extra-39\""), 1);
+
+  /* Known names are still checked. */
+  e[1].value = "relative/image";
+  request_fields_from_run (&b.m, &f);
+  assert_true (request_parse (RPC_RUN, &f, &pr, &err) < 0);
+  assert_non_null (strstr (err->msg, "runtime_asset_paths[\"kata-image\"]"));
+  ate_error_release (&err);
+  e[1].value = "/i";
+
+  /* The count cap is far above any SandboxConfig but bounds a call. */
+  {
+    cleanup_free Ateom__RunWorkloadRequest__RuntimeAssetPathsEntry **many
+        = xcalloc (REQUEST_MAX_ASSETS + 1, sizeof (*many));
+    for (size_t i = 0; i <= REQUEST_MAX_ASSETS; i++)
+      many[i] = &e[i % N];
+    b.m.n_runtime_asset_paths = REQUEST_MAX_ASSETS + 1;
+    b.m.runtime_asset_paths = many;
+    expect_invalid (&b, RPC_RUN, ATE_CODE_INVALID_ARGUMENT, "at most 1024");
+  }
+}
+
 int
 main (void)
 {
@@ -531,6 +623,7 @@ main (void)
     cmocka_unit_test (test_request_rejects_path_tricks),
     cmocka_unit_test (test_request_containers),
     cmocka_unit_test (test_request_assets),
+    cmocka_unit_test (test_request_unknown_assets),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
