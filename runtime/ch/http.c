@@ -15,16 +15,6 @@
 #include "util/json.h"
 #include "util/util.h"
 
-/* strndup for buffers that need not be NUL-terminated. */
-static char *
-memdup0 (const char *p, size_t n)
-{
-  char *s = xmalloc (n + 1);
-  memcpy (s, p, n);
-  s[n] = '\0';
-  return s;
-}
-
 void
 ch_http_response_clear (struct ch_http_response *r)
 {
@@ -86,7 +76,7 @@ parse_status_line (const char *line, size_t len, struct ch_http_response *out,
     return ate_error_make (err, EPROTO, "invalid HTTP status %d", out->status);
   if (len > 12 && line[12] != ' ')
     return ate_error_make (err, EPROTO, "malformed HTTP status line");
-  out->reason = len > 13 ? memdup0 (line + 13, len - 13) : xstrdup ("");
+  out->reason = len > 13 ? xmemdup0 (line + 13, len - 13) : xstrdup ("");
   for (char *p = out->reason; *p; p++)
     if ((unsigned char) *p < 0x20 && *p != '\t')
       return ate_error_make (err, EPROTO, "control character in HTTP reason phrase");
@@ -151,7 +141,7 @@ parse_header (const char *line, size_t len, struct ch_http_response *out, bool *
   else if (nlen == 17 && strncasecmp (line, "Transfer-Encoding", 17) == 0)
     return ate_error_make (err, EPROTO, "unsupported Transfer-Encoding in response");
   else if (nlen == 12 && strncasecmp (line, "Content-Type", 12) == 0 && out->content_type == NULL)
-    out->content_type = memdup0 (v, vlen);
+    out->content_type = xmemdup0 (v, vlen);
   return 0;
 }
 
@@ -278,7 +268,7 @@ ch_http_error_chain (const char *body, size_t len)
     end--;
   if (end - start > 1024)
     end = start + 1024;
-  char *s = memdup0 (body + start, end - start);
+  char *s = xmemdup0 (body + start, end - start);
   for (char *p = s; *p; p++)
     if ((unsigned char) *p < 0x20)
       *p = ' ';

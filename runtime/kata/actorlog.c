@@ -175,22 +175,12 @@ jv_new (enum jv_type t)
   return v;
 }
 
-/* A NUL-terminated copy of n bytes that need not be terminated (strndup
- * may look past them). */
-static char *
-dup_bytes (const char *s, size_t n)
-{
-  char *d = xmalloc (n + 1);
-  memcpy (d, s, n);
-  d[n] = '\0';
-  return d;
-}
 
 static struct jv *
 jv_new_string (const char *s, size_t len)
 {
   struct jv *v = jv_new (JV_STRING);
-  v->s = dup_bytes (s, len); /* may contain NUL bytes */
+  v->s = xmemdup0 (s, len); /* may contain NUL bytes */
   v->len = len;
   return v;
 }
@@ -504,7 +494,7 @@ jp_value (struct jp *p)
         return NULL;
       {
         struct jv *v = jv_new (JV_NUMBER);
-        v->s = dup_bytes ((const char *) p->s + start, p->pos - start);
+        v->s = xmemdup0 ((const char *) p->s + start, p->pos - start);
         v->len = p->pos - start;
         return v;
       }

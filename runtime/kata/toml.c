@@ -436,17 +436,6 @@ parse_string (struct parser *p, bool allow_multi, char **out, size_t *len)
 
 /* ---- keys ---- */
 
-/* A NUL-terminated copy of n bytes that need not be terminated (strndup
- * may look past them). */
-static char *
-dup_bytes (const char *s, size_t n)
-{
-  char *d = xmalloc (n + 1);
-  memcpy (d, s, n);
-  d[n] = '\0';
-  return d;
-}
-
 
 static bool
 is_bare_key_char (int c)
@@ -469,7 +458,7 @@ parse_simple_key (struct parser *p, char **out)
     size_t start = p->pos;
     while (is_bare_key_char (peek (p)))
       p->pos++;
-    *out = dup_bytes (p->s + start, p->pos - start);
+    *out = xmemdup0 (p->s + start, p->pos - start);
   }
   return 0;
 }

@@ -68,6 +68,15 @@ xstrndup (const char *s, size_t n)
 }
 
 char *
+xmemdup0 (const void *p, size_t n)
+{
+  char *d = xmalloc (n + 1);
+  memcpy (d, p, n);
+  d[n] = '\0';
+  return d;
+}
+
+char *
 xasprintf (const char *fmt, ...)
 {
   va_list ap;

@@ -38,6 +38,9 @@ void *xcalloc (size_t n, size_t size) __attribute__ ((malloc));
 void *xrealloc (void *p, size_t size);
 char *xstrdup (const char *s);
 char *xstrndup (const char *s, size_t n);
+/* A NUL-terminated copy of exactly n bytes of p: unlike strndup it never
+ * reads past them (p need not be terminated) and keeps NUL bytes inside. */
+char *xmemdup0 (const void *p, size_t n) __attribute__ ((malloc));
 char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2), malloc));
 
 /* NULL-terminated string vectors. */

@@ -68,6 +68,21 @@ test_error_wrap_chain (void **state)
 }
 
 static void
+test_xmemdup0 (void **state)
+{
+  (void) state;
+  /* Exactly n bytes, NUL bytes kept, nothing read past n (valgrind and ASan
+   * would see a read past the 3-byte buffer otherwise). */
+  char *page = xmalloc (3);
+  memcpy (page, "a\0b", 3);
+  cleanup_free char *d = xmemdup0 (page, 3);
+  assert_memory_equal (d, "a\0b\0", 4);
+  free (page);
+  cleanup_free char *e = xmemdup0 ("xyz", 0);
+  assert_string_equal (e, "");
+}
+
+static void
 test_validate_names (void **state)
 {
   (void) state;
@@ -614,6 +629,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_error_wrap_chain),
+    cmocka_unit_test (test_xmemdup0),
     cmocka_unit_test (test_validate_names),
     cmocka_unit_test (test_paths),
     cmocka_unit_test (test_time_format),
