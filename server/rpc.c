@@ -29,12 +29,22 @@ enum tag_kind
   TAG_NEW_CALL,
   TAG_RECEIVED,
   TAG_FINISHED,
+  TAG_CLOSED,
   TAG_SHUTDOWN,
+};
+
+/* A call has up to two batches outstanding (its current step, and the
+ * close watch of a call whose handler runs): each has its own tag. */
+struct rpc_tag
+{
+  enum tag_kind kind;
+  struct rpc_call *call;
 };
 
 struct rpc_call
 {
-  enum tag_kind kind;
+  struct rpc_tag tag;       /* the call's steps: new, received, finished */
+  struct rpc_tag close_tag; /* RECV_CLOSE_ON_SERVER armed while the handler runs */
   struct rpc_server *server;
   grpc_call *call;
   grpc_call_details details;
@@ -44,7 +54,11 @@ struct rpc_call
   grpc_slice status_details;
   grpc_metadata trailer;
   char elapsed_us[24];
-  int cancelled;
+  int cancelled;        /* RECV_CLOSE_ON_SERVER result */
+  bool close_armed;     /* that op was started on its own (close_tag) */
+  bool close_done;      /* ... and has completed */
+  bool finished;        /* the final batch has completed */
+  struct ate_cancel cancel;
   bool sent_initial_md;
   const struct rpc_method *method;
   ate_deadline_t deadline;
@@ -73,6 +87,7 @@ struct rpc_server
 };
 
 static void arm_call (struct rpc_server *s);
+static void call_release (struct rpc_call *c);
 
 static void
 call_free (struct rpc_call *c)
@@ -145,20 +160,25 @@ call_finish (struct rpc_call *c, grpc_status_code code, const char *message,
   ops[n].data.send_status_from_server.trailing_metadata_count = 1;
   ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
   n++;
-  ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-  ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-  n++;
-  c->kind = TAG_FINISHED;
-  if (grpc_call_start_batch (c->call, ops, n, c, NULL) != GRPC_CALL_OK)
+  if (!c->close_armed)
+    {
+      ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+      ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+      n++;
+    }
+  c->tag.kind = TAG_FINISHED;
+  if (grpc_call_start_batch (c->call, ops, n, &c->tag, NULL) != GRPC_CALL_OK)
     {
       /* Cannot happen with a well-formed batch; never leak the call. */
       ate_log (ATE_LOG_ERROR, "grpc_call_start_batch failed for the final batch", NULL);
-      struct rpc_server *s = c->server;
-      call_free (c);
-      pthread_mutex_lock (&s->lock);
-      s->inflight--;
-      pthread_cond_broadcast (&s->cond);
-      pthread_mutex_unlock (&s->lock);
+      if (c->close_armed)
+        {
+          /* The close watch completes once the call is cancelled; it frees. */
+          c->finished = true;
+          grpc_call_cancel (c->call, NULL);
+          return;
+        }
+      call_release (c);
     }
 }
 
@@ -185,7 +205,7 @@ worker_main (void *arg)
   grpc_byte_buffer_reader_destroy (&reader);
 
   r = c->method->handler (c->method->ctx, GRPC_SLICE_START_PTR (req), GRPC_SLICE_LENGTH (req),
-                          c->deadline, &resp, &resp_len, &err);
+                          c->deadline, &c->cancel, &resp, &resp_len, &err);
   grpc_slice_unref (req);
   if (r < 0)
     {
@@ -255,8 +275,8 @@ on_new_call (struct rpc_call *c, bool ok)
   c->sent_initial_md = true;
   ops[1].op = GRPC_OP_RECV_MESSAGE;
   ops[1].data.recv_message.recv_message = &c->recv;
-  c->kind = TAG_RECEIVED;
-  if (grpc_call_start_batch (c->call, ops, 2, c, NULL) != GRPC_CALL_OK)
+  c->tag.kind = TAG_RECEIVED;
+  if (grpc_call_start_batch (c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
     {
       ate_log (ATE_LOG_ERROR, "grpc_call_start_batch failed", NULL);
       call_finish (c, GRPC_STATUS_INTERNAL, "internal server error: cannot start call", NULL, 0);
@@ -275,6 +295,22 @@ on_received (struct rpc_call *c, bool ok)
       call_finish (c, GRPC_STATUS_CANCELLED, "call cancelled before its message arrived", NULL, 0);
       return;
     }
+  /* Watch for the end of the call while the handler runs: the C core
+   * completes RECV_CLOSE_ON_SERVER early, with cancelled set, when the
+   * client cancels without a deadline, its deadline passes, or shutdown
+   * cancels the call; the handler then sees its flag raised. */
+  {
+    grpc_op op;
+    memset (&op, 0, sizeof (op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    c->close_tag.kind = TAG_CLOSED;
+    c->close_tag.call = c;
+    if (grpc_call_start_batch (c->call, &op, 1, &c->close_tag, NULL) == GRPC_CALL_OK)
+      c->close_armed = true;
+    else
+      ate_log (ATE_LOG_WARN, "cannot watch the call for cancellation", NULL);
+  }
   pthread_mutex_lock (&s->lock);
   s->workers++;
   pthread_mutex_unlock (&s->lock);
@@ -290,8 +326,10 @@ on_received (struct rpc_call *c, bool ok)
   pthread_attr_destroy (&attr);
 }
 
+/* The call is freed once its final batch and, when armed, its close watch
+ * have both completed (both arrive on the one completion-queue thread). */
 static void
-on_finished (struct rpc_call *c)
+call_release (struct rpc_call *c)
 {
   struct rpc_server *s = c->server;
   call_free (c);
@@ -302,17 +340,37 @@ on_finished (struct rpc_call *c)
 }
 
 static void
+on_finished (struct rpc_call *c)
+{
+  c->finished = true;
+  if (!c->close_armed || c->close_done)
+    call_release (c);
+}
+
+static void
+on_closed (struct rpc_call *c)
+{
+  c->close_done = true;
+  if (c->cancelled)
+    ate_cancel_raise (&c->cancel);
+  if (c->finished)
+    call_release (c);
+}
+
+static void
 arm_call (struct rpc_server *s)
 {
   struct rpc_call *c = xmalloc0 (sizeof (*c));
   grpc_call_error e;
 
-  c->kind = TAG_NEW_CALL;
+  c->tag.kind = TAG_NEW_CALL;
+  c->tag.call = c;
   c->server = s;
   c->status_details = grpc_empty_slice ();
   grpc_call_details_init (&c->details);
   grpc_metadata_array_init (&c->request_md);
-  e = grpc_server_request_call (s->server, &c->call, &c->details, &c->request_md, s->cq, s->cq, c);
+  e = grpc_server_request_call (s->server, &c->call, &c->details, &c->request_md, s->cq, s->cq,
+                                &c->tag);
   if (e != GRPC_CALL_OK)
     {
       ate_log (ATE_LOG_ERROR, "grpc_server_request_call failed", NULL);
@@ -457,8 +515,9 @@ rpc_server_run (struct rpc_server *s)
         break;
       if (ev.tag == &s->shutdown_tag)
         break;
-      struct rpc_call *c = ev.tag;
-      switch (c->kind)
+      struct rpc_tag *tag = ev.tag;
+      struct rpc_call *c = tag->call;
+      switch (tag->kind)
         {
         case TAG_NEW_CALL:
           on_new_call (c, ev.success);
@@ -468,6 +527,9 @@ rpc_server_run (struct rpc_server *s)
           break;
         case TAG_FINISHED:
           on_finished (c);
+          break;
+        case TAG_CLOSED:
+          on_closed (c);
           break;
         case TAG_SHUTDOWN:
           break;
@@ -488,11 +550,13 @@ rpc_server_run (struct rpc_server *s)
         break;
       if (ev.type == GRPC_OP_COMPLETE && ev.tag != &s->shutdown_tag)
         {
-          struct rpc_call *c = ev.tag;
-          if (c->kind == TAG_FINISHED)
-            on_finished (c);
+          struct rpc_tag *tag = ev.tag;
+          if (tag->kind == TAG_FINISHED)
+            on_finished (tag->call);
+          else if (tag->kind == TAG_CLOSED)
+            on_closed (tag->call);
           else
-            call_free (c);
+            call_free (tag->call);
         }
     }
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/cancel.h"
 #include "util/time.h"
 
 struct ate_error;
@@ -22,10 +23,12 @@ struct rpc_server;
 
 /* A handler decodes req, does the work before deadline, and either sets
  * *resp (malloc'd, may be empty) or returns < 0 with *err whose code and
- * message become the call's status. */
+ * message become the call's status.  cancel is raised as soon as the call
+ * ends without us (the client cancelled or went away, its deadline passed,
+ * or shutdown cancelled it); the handler stops at its next safe point. */
 typedef int (*rpc_handler) (void *ctx, const uint8_t *req, size_t req_len,
-                            ate_deadline_t deadline, uint8_t **resp, size_t *resp_len,
-                            struct ate_error **err);
+                            ate_deadline_t deadline, const struct ate_cancel *cancel,
+                            uint8_t **resp, size_t *resp_len, struct ate_error **err);
 
 struct rpc_method
 {

@@ -50,19 +50,30 @@ struct service
   struct rpc_method methods[N_WORKLOAD_RPCS + 1];
 };
 
+/* How often a wait for the lock looks at the caller's cancellation. */
+#define SERVICE_LOCK_POLL_MS 50
+
 static int
 service_lock (struct service *svc, const char *what, ate_deadline_t deadline,
-              struct ate_error **err)
+              const struct ate_cancel *cancel, struct ate_error **err)
 {
   int r;
 
-  if (deadline == ATE_DEADLINE_NONE)
-    r = pthread_mutex_lock (&svc->lock);
-  else
+  for (;;)
     {
-      struct timespec ts = { .tv_sec = deadline / ATE_NSEC_PER_SEC,
-                             .tv_nsec = deadline % ATE_NSEC_PER_SEC };
+      /* Wait in slices so a caller that cancels without a deadline is
+       * noticed while it queues. */
+      ate_deadline_t slice = ate_deadline_min (deadline, ate_deadline_in_ms (SERVICE_LOCK_POLL_MS));
+      struct timespec ts = { .tv_sec = slice / ATE_NSEC_PER_SEC,
+                             .tv_nsec = slice % ATE_NSEC_PER_SEC };
       r = pthread_mutex_clocklock (&svc->lock, CLOCK_MONOTONIC, &ts);
+      if (r != ETIMEDOUT || slice == deadline || ate_cancel_raised (cancel))
+        break;
+    }
+  if (r == 0 && ate_cancel_raised (cancel))
+    {
+      pthread_mutex_unlock (&svc->lock);
+      r = ECANCELED;
     }
   if (r != 0)
     {
@@ -70,9 +81,18 @@ service_lock (struct service *svc, const char *what, ate_deadline_t deadline,
       pthread_mutex_lock (&svc->busy_lock);
       memcpy (holder, svc->busy, sizeof (holder));
       pthread_mutex_unlock (&svc->busy_lock);
-      return ate_error_make_code (err, r == ETIMEDOUT ? ATE_CODE_DEADLINE_EXCEEDED : ATE_CODE_INTERNAL,
-                                  r == ETIMEDOUT ? 0 : r,
-                                  "deadline expired while waiting for %s to finish", holder);
+      /* The holder is another caller's call: its actor stays in our log. */
+      ate_log (ATE_LOG_INFO, "call gave up waiting for the worker", "waiting", what, "holder",
+               holder, NULL);
+      if (ate_cancel_raised (cancel) && !ate_deadline_expired (deadline))
+        return ate_error_make_code (err, ATE_CODE_CANCELLED, 0,
+                                    "cancelled by the caller while waiting for another call "
+                                    "on this worker to finish");
+      return ate_error_make_code (err, r == ETIMEDOUT || r == ECANCELED ? ATE_CODE_DEADLINE_EXCEEDED
+                                                                       : ATE_CODE_INTERNAL,
+                                  r == ETIMEDOUT || r == ECANCELED ? 0 : r,
+                                  "deadline expired while waiting for another call on this "
+                                  "worker to finish");
     }
   pthread_mutex_lock (&svc->busy_lock);
   snprintf (svc->busy, sizeof (svc->busy), "%s", what);
@@ -189,7 +209,8 @@ workload_fields (enum rpc_kind kind, const ProtobufCMessage *m, struct request_f
 
 static int
 run_locked (struct service *svc, const struct workload_rpc *rpc, const struct request_fields *f,
-            ate_deadline_t deadline, char ***files, struct ate_error **err)
+            ate_deadline_t deadline, const struct ate_cancel *cancel, char ***files,
+            struct ate_error **err)
 {
   struct parsed_request pr;
   cleanup_free char *what = NULL;
@@ -200,7 +221,7 @@ run_locked (struct service *svc, const struct workload_rpc *rpc, const struct re
   if (request_parse (rpc->kind, f, &pr, err) < 0)
     return -1;
   what = xasprintf ("%s for %s/%s/%s", rpc->name, f->ns, f->tmpl, f->id);
-  if (service_lock (svc, what, deadline, err) < 0)
+  if (service_lock (svc, what, deadline, cancel, err) < 0)
     {
       parsed_request_free (&pr);
       return -1;
@@ -249,7 +270,8 @@ pack_reply (enum rpc_kind kind, char **files, uint8_t **resp, size_t *resp_len)
  * with one "Handle RPC" record (docs/logging.md). */
 static int
 handle_workload (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadline,
-                 uint8_t **resp, size_t *resp_len, struct ate_error **err)
+                 const struct ate_cancel *cancel, uint8_t **resp, size_t *resp_len,
+                 struct ate_error **err)
 {
   const struct workload_method *wm = ctx;
   const struct workload_rpc *rpc = wm->rpc;
@@ -274,7 +296,7 @@ handle_workload (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadl
     }
   /* Only a checkpoint sets files; the others leave it NULL, so their
    * record has no snapshot_files. */
-  r = run_locked (wm->svc, rpc, &f, deadline, &files, err);
+  r = run_locked (wm->svc, rpc, &f, deadline, cancel, &files, err);
   log_rpc (rpc->path, &f, t0, r, err ? *err : NULL, files);
   protobuf_c_message_free_unpacked (m, NULL);
   if (r < 0)
@@ -285,10 +307,12 @@ handle_workload (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadl
 
 static int
 handle_health_check (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadline,
-                     uint8_t **resp, size_t *resp_len, struct ate_error **err)
+                     const struct ate_cancel *cancel, uint8_t **resp, size_t *resp_len,
+                     struct ate_error **err)
 {
   (void) ctx;
   (void) deadline;
+  (void) cancel;
   Grpc__Health__V1__HealthCheckRequest *m = grpc__health__v1__health_check_request__unpack (NULL, len, req);
   Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
   int r = 0;

@@ -18,7 +18,7 @@ import unittest
 import grpc
 
 from actorenv import Pod, sh
-from ateomtest import need_root, main, SANITIZED, go_client, have_go_client
+from ateomtest import need_root, main, SANITIZED, go_client, have_go_client, ateom_pb2
 
 PERSONALITY = os.environ.get("ATE_CH_PERSONALITY", "v52.0")
 NS, TMPL = "default", "counter-microvm"
@@ -251,7 +251,35 @@ class StateMachineTest(PodTest):
         self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
         self.assertLess(time.time() - t0, 2.5)
         t.join()
-        self.assertIn("waiting for RunWorkload for default/counter-microvm/a1", pod.server.log())
+        # The holder is named in our log only, never to another caller.
+        self.assertIn('"holder":"RunWorkload for default/counter-microvm/a1"', pod.server.log())
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_lock_wait_notices_a_cancel_without_deadline(self):
+        # A caller without a deadline that gives up (grpc-go cancels its
+        # context) is noticed while it queues, not when the holder is done.
+        pod = self.pod(boot_ms=3000)
+        pod.prepare(NS, TMPL, "a1")
+        t = threading.Thread(target=lambda: pod.run(NS, TMPL, "a1", timeout=TIMEOUT))
+        t.start()
+        time.sleep(0.5)
+        with pod.server.channel() as ch:
+            fn = ch.unary_unary("/ateom.Ateom/CheckpointWorkload",
+                                request_serializer=ateom_pb2.CheckpointWorkloadRequest.SerializeToString,
+                                response_deserializer=ateom_pb2.CheckpointWorkloadResponse.FromString)
+            fut = fn.future(pod.request(ateom_pb2.CheckpointWorkloadRequest, NS, TMPL, "a1"))
+            time.sleep(0.3)
+            fut.cancel()
+            deadline = time.time() + 1.5
+            recs = []
+            while time.time() < deadline and not recs:
+                time.sleep(0.05)
+                recs = [r for r in pod.server.log_records() if r.get("msg") == "Handle RPC"
+                        and r.get("method") == "/ateom.Ateom/CheckpointWorkload"]
+        self.assertTrue(recs, "the cancelled call was not noticed while the Run held the worker")
+        self.assertEqual(recs[0]["code"], "CANCELLED")
+        self.assertTrue(t.is_alive())
+        t.join()
         pod.checkpoint(NS, TMPL, "a1")
 
 
