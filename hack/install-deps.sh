@@ -27,7 +27,7 @@ packages=(
   libgrpc-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev
   libjson-c-dev libzstd-dev zstd libyaml-dev libssl-dev
   libnftables-dev nftables libnl-3-dev libnl-route-3-dev libcmocka-dev
-  e2fsprogs xfsprogs util-linux coreutils iproute2 curl socat jq
+  e2fsprogs xfsprogs util-linux coreutils iproute2 curl socat jq qemu-utils
   valgrind clang libclang-rt-14-dev hyperfine shellcheck yamllint
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc
