@@ -5,9 +5,11 @@
  * labelled with the actor's identity, written under the same lock as the
  * runtime log (ate_log_write_line).
  *
- * Serialisation follows Go's encoding/json exactly (what the reference
- * emits): object keys sorted bytewise, '<' '>' '&' U+2028 U+2029 escaped,
- * invalid UTF-8 replaced by U+FFFD, numbers kept as written.
+ * Serialisation follows Go's encoding/json exactly (util/gojson.h says
+ * how, and why json-c cannot): object keys sorted bytewise, '<' '>' '&'
+ * U+2028 U+2029 escaped, invalid UTF-8 replaced by U+FFFD, numbers kept as
+ * written. The log pumps split a container's stream with util/lines.h,
+ * ACTORLOG_MAX_LINE bytes at most per line.
  */
 #ifndef KATA_ACTORLOG_H
 #define KATA_ACTORLOG_H
@@ -72,24 +74,6 @@ char *actorlog_format_event (const struct actorlog_labels *labels, const char *m
 
 /* Write a lifecycle event ("Actor starting", ...) to the log stream. */
 void actorlog_event (const struct actorlog_labels *labels, const char *message);
-
-/* Splits a byte stream into lines for actorlog_format_line: complete lines
- * are passed to emit without their '\n'; empty lines are dropped; a line
- * reaching ACTORLOG_MAX_LINE is passed on in pieces. */
-struct actorlog_splitter
-{
-  char *buf;
-  size_t len, cap;
-  void (*emit) (void *ctx, const char *line, size_t len);
-  void *ctx;
-};
-
-void actorlog_splitter_init (struct actorlog_splitter *s,
-                             void (*emit) (void *ctx, const char *line, size_t len),
-                             void *ctx);
-void actorlog_splitter_feed (struct actorlog_splitter *s, const char *data, size_t len);
-/* End of stream: the unterminated rest (if any) is a line too. */
-void actorlog_splitter_finish (struct actorlog_splitter *s);
 
 /* Format and write one container line with the labels (what the log pumps
  * do for every line). */

@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "util/error.h"
+#include "util/lines.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -32,9 +33,9 @@ static void *
 pump_main (void *arg)
 {
   struct kata_log_pump *p = arg;
-  struct actorlog_splitter s;
+  struct ate_line_splitter s;
 
-  actorlog_splitter_init (&s, emit_line, p);
+  ate_line_splitter_init (&s, ACTORLOG_MAX_LINE, emit_line, p);
   for (;;)
     {
       struct ate_error *err = NULL;
@@ -58,10 +59,10 @@ pump_main (void *arg)
         }
       if (n == 0)
         break;
-      actorlog_splitter_feed (&s, (const char *) buf, n);
+      ate_line_splitter_feed (&s, (const char *) buf, n);
       free (buf);
     }
-  actorlog_splitter_finish (&s);
+  ate_line_splitter_finish (&s);
   return NULL;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/error.h"
+#include "util/strbuf.h"
 #include "util/utf8.h"
 #include "util/util.h"
 
@@ -276,34 +277,8 @@ skip_ws_nl (struct parser *p)
 
 /* ---- strings ---- */
 
-struct buf
-{
-  char *d;
-  size_t n, cap;
-};
-
-static void
-buf_add (struct buf *b, const char *s, size_t n)
-{
-  if (b->n + n + 1 > b->cap)
-    {
-      b->cap = (b->n + n + 1) * 2;
-      b->d = xrealloc (b->d, b->cap);
-    }
-  memcpy (b->d + b->n, s, n);
-  b->n += n;
-  b->d[b->n] = '\0';
-}
-
-static void
-buf_add_utf8 (struct buf *b, uint32_t cp)
-{
-  char o[4];
-  buf_add (b, o, ate_utf8_encode (cp, o));
-}
-
 static int
-parse_escape (struct parser *p, struct buf *b)
+parse_escape (struct parser *p, struct ate_strbuf *b)
 {
   static const char simple[] = "b\bt\tn\nf\fr\r\"\"\\\\";
   int c = peek_at (p, 1);
@@ -313,7 +288,7 @@ parse_escape (struct parser *p, struct buf *b)
   for (const char *s = simple; *s; s += 2)
     if (c == *s)
       {
-        buf_add (b, s + 1, 1);
+        ate_strbuf_add (b, s + 1, 1);
         p->pos += 2;
         return 0;
       }
@@ -329,14 +304,14 @@ parse_escape (struct parser *p, struct buf *b)
     }
   if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
     return perr (p, "\\%c escape is not a Unicode scalar value", c);
-  buf_add_utf8 (b, cp);
+  ate_strbuf_add_utf8 (b, cp);
   p->pos += 2 + (size_t) digits;
   return 0;
 }
 
 /* Consume one UTF-8 sequence of the input (validated) into b. */
 static int
-take_utf8 (struct parser *p, struct buf *b)
+take_utf8 (struct parser *p, struct ate_strbuf *b)
 {
   const unsigned char *u = (const unsigned char *) p->s + p->pos;
   uint32_t cp;
@@ -345,7 +320,7 @@ take_utf8 (struct parser *p, struct buf *b)
   /* A literal U+FFFD in the input is fine; a decoding error is not. */
   if (cp == ATE_UTF8_RUNE_ERROR && n == 1)
     return perr (p, "invalid UTF-8");
-  buf_add (b, p->s + p->pos, n);
+  ate_strbuf_add (b, p->s + p->pos, n);
   p->pos += n;
   return 0;
 }
@@ -355,7 +330,7 @@ take_utf8 (struct parser *p, struct buf *b)
  * escapes; a basic multi-line string trims a line-ending backslash and the
  * whitespace after it. */
 static int
-string_body (struct parser *p, const char *delim, struct buf *b)
+string_body (struct parser *p, const char *delim, struct ate_strbuf *b)
 {
   bool multi = strlen (delim) == 3, basic = delim[0] == '"';
 
@@ -372,14 +347,14 @@ string_body (struct parser *p, const char *delim, struct buf *b)
           /* Up to two quotes right before the closing delimiter belong to
            * the string ("""a"""""). */
           for (int extra = 0; multi && extra < 2 && peek (p) == delim[0]; extra++)
-            buf_add (b, delim, 1), p->pos++;
+            ate_strbuf_add (b, delim, 1), p->pos++;
           return 0;
         }
       if (multi && (c == '\n' || c == '\r'))
         {
           if (!eat_newline (p))
             return perr (p, "bare carriage return in a string");
-          buf_add (b, "\n", 1);
+          ate_strbuf_add (b, "\n", 1);
           continue;
         }
       if (basic && c == '\\')
@@ -412,7 +387,7 @@ static int
 parse_string (struct parser *p, bool allow_multi, char **out, size_t *len)
 {
   const char *delim = NULL;
-  struct buf b = { 0 };
+  struct ate_strbuf b = { 0 };
 
   if (at_str (p, "\"\"\"") || at_str (p, "'''"))
     {
@@ -423,7 +398,7 @@ parse_string (struct parser *p, bool allow_multi, char **out, size_t *len)
   else
     delim = peek (p) == '"' ? "\"" : "'";
   p->pos += strlen (delim);
-  buf_add (&b, "", 0);
+  ate_strbuf_add (&b, "", 0);
   if (string_body (p, delim, &b) < 0)
     {
       free (b.d);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kata/actorlog.h"
+#include "util/lines.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -44,11 +45,11 @@ check_line (void *ctx, const char *line, size_t len)
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-  struct actorlog_splitter s;
+  struct ate_line_splitter s;
 
   check_line (NULL, (const char *) data, size);
-  actorlog_splitter_init (&s, check_line, NULL);
-  actorlog_splitter_feed (&s, (const char *) data, size);
-  actorlog_splitter_finish (&s);
+  ate_line_splitter_init (&s, ACTORLOG_MAX_LINE, check_line, NULL);
+  ate_line_splitter_feed (&s, (const char *) data, size);
+  ate_line_splitter_finish (&s);
   return 0;
 }

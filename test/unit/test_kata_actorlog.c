@@ -26,6 +26,7 @@
 #include "kata/ttrpc.pb-c.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/lines.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -203,14 +204,14 @@ test_splitter (void **state)
 {
   (void) state;
   struct collected c = { 0 };
-  struct actorlog_splitter s;
+  struct ate_line_splitter s;
   static const char *chunks[] = { "first li", "ne\nsecond\n\n\nthi", "rd\r\n", "", "tail" };
 
-  actorlog_splitter_init (&s, collect, &c);
+  ate_line_splitter_init (&s, ACTORLOG_MAX_LINE, collect, &c);
   for (size_t i = 0; i < ATE_N_ELEMENTS (chunks); i++)
-    actorlog_splitter_feed (&s, chunks[i], strlen (chunks[i]));
+    ate_line_splitter_feed (&s, chunks[i], strlen (chunks[i]));
   assert_int_equal (c.n, 3);
-  actorlog_splitter_finish (&s);
+  ate_line_splitter_finish (&s);
   assert_int_equal (c.n, 4);
   assert_string_equal (c.lines[0], "first line");
   assert_string_equal (c.lines[1], "second");
@@ -224,10 +225,10 @@ test_splitter (void **state)
     char *big = xmalloc (total + 1);
     memset (big, 'x', total);
     big[total - 1] = '\n';
-    actorlog_splitter_init (&s, collect, &c);
+    ate_line_splitter_init (&s, ACTORLOG_MAX_LINE, collect, &c);
     for (size_t off = 0; off < total; off += 4096)
-      actorlog_splitter_feed (&s, big + off, total - off < 4096 ? total - off : 4096);
-    actorlog_splitter_finish (&s);
+      ate_line_splitter_feed (&s, big + off, total - off < 4096 ? total - off : 4096);
+    ate_line_splitter_finish (&s);
     assert_int_equal (c.n, 3);
     assert_int_equal (c.lens[0], ACTORLOG_MAX_LINE);
     assert_int_equal (c.lens[1], ACTORLOG_MAX_LINE);

@@ -21,8 +21,10 @@
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/gojson.h"
 #include "util/http.h"
 #include "util/json.h"
+#include "util/lines.h"
 #include "util/paths.h"
 #include "util/proc.h"
 #include "util/sparse.h"
@@ -80,6 +82,73 @@ test_xmemdup0 (void **state)
   free (page);
   cleanup_free char *e = xmemdup0 ("xyz", 0);
   assert_string_equal (e, "");
+}
+
+static char *
+gojson_roundtrip (const char *in, int max_depth)
+{
+  struct ate_gojson *v = ate_gojson_parse_object (in, strlen (in), max_depth);
+  struct ate_strbuf b = { 0 };
+  if (v == NULL)
+    return NULL;
+  ate_gojson_encode (&b, v);
+  ate_gojson_free (v);
+  return b.d;
+}
+
+static void
+test_gojson (void **state)
+{
+  (void) state;
+  cleanup_free char *sorted = gojson_roundtrip (" {\"b\":1e400,\"a\":\"<\\u2028\",\"a\":[true,null]} ", 8);
+  assert_string_equal (sorted, "{\"a\":[true,null],\"b\":1e400}");
+  cleanup_free char *escaped = gojson_roundtrip ("{\"k\":\"<&>\\u2028\xff\"}", 8);
+  /* Decoding turns the invalid byte into U+FFFD itself, as Go does. */
+  assert_string_equal (escaped, "{\"k\":\"\\u003c\\u0026\\u003e\\u2028\xef\xbf\xbd\"}");
+  cleanup_free char *deep = gojson_roundtrip ("{\"a\":{\"b\":{}}}", 3);
+  assert_string_equal (deep, "{\"a\":{\"b\":{}}}");
+  assert_null (gojson_roundtrip ("{\"a\":{\"b\":{}}}", 2));
+  assert_null (gojson_roundtrip ("{} x", 8));
+  assert_null (gojson_roundtrip ("[1]", 8));
+
+  struct ate_gojson *o = ate_gojson_parse_object ("{\"x\":\"old\",\"y\":1}", 17, 8);
+  struct ate_gojson *ours = ate_gojson_new (ATE_GOJSON_OBJECT);
+  struct ate_strbuf b = { 0 };
+  ate_gojson_put_str (ours, "x", "new");
+  ate_gojson_object_merge (o, ours);
+  assert_string_equal (ate_gojson_get (o, "x")->s, "new");
+  ate_gojson_encode (&b, o);
+  assert_string_equal (b.d, "{\"x\":\"new\",\"y\":1}");
+  free (b.d);
+  ate_gojson_free (o);
+}
+
+struct lines_seen
+{
+  char text[64];
+};
+
+static void
+lines_collect (void *ctx, const char *line, size_t len)
+{
+  struct lines_seen *s = ctx;
+  strncat (s->text, line, len);
+  strcat (s->text, "|");
+}
+
+static void
+test_line_splitter (void **state)
+{
+  (void) state;
+  struct lines_seen seen = { "" };
+  struct ate_line_splitter s;
+
+  ate_line_splitter_init (&s, 4, lines_collect, &seen);
+  ate_line_splitter_feed (&s, "ab\n\ncdefgh", 10);
+  ate_line_splitter_feed (&s, "ij\r\nk", 5);
+  ate_line_splitter_finish (&s);
+  /* The empty line is dropped; "gh" and "ij" fill one 4-byte piece. */
+  assert_string_equal (seen.text, "ab|cdef|ghij|\r|k|");
 }
 
 static void
@@ -630,6 +699,8 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_error_wrap_chain),
     cmocka_unit_test (test_xmemdup0),
+    cmocka_unit_test (test_gojson),
+    cmocka_unit_test (test_line_splitter),
     cmocka_unit_test (test_validate_names),
     cmocka_unit_test (test_paths),
     cmocka_unit_test (test_time_format),
