@@ -162,6 +162,8 @@ disks_to_json (const struct ch_vm_config *cfg, struct json_object *root, struct 
         json_object_object_add (o, "queue_size", json_u64 (d->queue_size));
       if (d->image_type && *d->image_type)
         json_object_object_add (o, "image_type", json_object_new_string (d->image_type));
+      if (d->backing_files)
+        json_object_object_add (o, "backing_files", json_object_new_boolean (true));
       json_object_array_add (arr, o);
     }
   return 0;

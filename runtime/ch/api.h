@@ -38,6 +38,7 @@ struct ch_disk_config
   uint32_t num_queues;    /* omitted when 0 */
   uint32_t queue_size;    /* omitted when 0 */
   const char *image_type; /* omitted when NULL or "" */
+  bool backing_files;     /* a qcow2 overlay may open its backing file; sent only when true */
 };
 
 struct ch_vm_config

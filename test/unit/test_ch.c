@@ -352,9 +352,9 @@ test_vm_config_appendix_a (void **state)
         "\"serial\":{\"mode\":\"File\",\"file\":\"/run/vc/vm/a1/serial.log\"},"
         "\"vsock\":{\"cid\":3,\"socket\":\"/run/vc/vm/a1/clh.sock\"}}";
   struct ch_disk_config disks[] = {
-    { "/var/lib/ateom-gvisor/static-files/runsc-<sha image>", true, false, 1, 1024, "Raw" },
+    { "/var/lib/ateom-gvisor/static-files/runsc-<sha image>", true, false, 1, 1024, "Raw", false },
     { "/var/lib/ateom-gvisor/actors/default:counter-microvm:a1/actor-rootfs.ext4", false, false, 1,
-      1024, "Raw" },
+      1024, "Raw", false },
   };
   struct ch_vm_config cfg = {
     .boot_vcpus = 1,
@@ -383,7 +383,7 @@ test_vm_config_appendix_a (void **state)
   /* Omit-when-zero rules and the platform object. */
   free (json);
   json = NULL;
-  struct ch_disk_config bare = { "/img", true, false, 0, 0, NULL };
+  struct ch_disk_config bare = { "/img", true, false, 0, 0, NULL, false };
   cfg.disks = &bare;
   cfg.n_disks = 1;
   cfg.num_pci_segments = 2;
@@ -394,6 +394,16 @@ test_vm_config_appendix_a (void **state)
   assert_non_null (strstr (json, "\"disks\":[{\"path\":\"/img\",\"readonly\":true,\"direct\":false}]"));
   assert_non_null (strstr (json, "\"platform\":{\"num_pci_segments\":2}}"));
   assert_null (strstr (json, "rng"));
+
+  /* A qcow2 overlay that reads its backing file. */
+  free (json);
+  json = NULL;
+  struct ch_disk_config overlay = { "/ov.qcow2", false, false, 0, 0, "Qcow2", true };
+  cfg.disks = &overlay;
+  assert_int_equal (ch_vm_config_to_json (&cfg, &json, &err), 0);
+  assert_non_null (strstr (json, "\"disks\":[{\"path\":\"/ov.qcow2\",\"readonly\":false,"
+                                 "\"direct\":false,\"image_type\":\"Qcow2\",\"backing_files\":true}]"));
+  cfg.disks = &bare;
 
   /* Rejections. */
   cfg.vsock_socket = "/x.sock";

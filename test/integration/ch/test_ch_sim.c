@@ -185,8 +185,8 @@ stop (struct ch_vmm *vmm)
 static void
 create_and_boot (struct ch_vmm *vmm, const char *vsock)
 {
-  struct ch_disk_config disks[] = { { E.image, true, false, 1, 1024, "Raw" },
-                                    { E.disk, false, false, 1, 1024, "Raw" } };
+  struct ch_disk_config disks[] = { { E.image, true, false, 1, 1024, "Raw", false },
+                                    { E.disk, false, false, 1, 1024, "Raw", false } };
   cleanup_free char *serial = in_dir ("serial.log"), *vs = in_dir (vsock);
   struct ch_vm_config cfg = { .boot_vcpus = 1, .memory_size = MEM_SIZE, .memory_shared = true,
                               .kernel = E.kernel, .cmdline = "console=ttyS0", .disks = disks,
@@ -446,7 +446,7 @@ test_disk_lock_and_bad_requests (void **state)
   struct ate_error *err = NULL;
   struct ch_vmm *a = launch ("v53.0", "api-a.sock");
   struct ch_vmm *b = launch ("v53.0", "api-b.sock");
-  struct ch_disk_config disks[] = { { E.disk, false, false, 0, 0, NULL } };
+  struct ch_disk_config disks[] = { { E.disk, false, false, 0, 0, NULL, false } };
   struct ch_vm_config cfg = { .boot_vcpus = 1, .memory_size = MEM_SIZE, .kernel = E.kernel,
                               .disks = disks, .n_disks = 1 };
   int fds[2];
