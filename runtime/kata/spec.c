@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/untrusted.h"
 #include "util/util.h"
 
 #define CRI_ANNOTATION_PREFIX "io.kubernetes.cri."
@@ -222,9 +223,21 @@ kata_spec_shape (const char *bundle_dir, const char *sandbox_id, const char *net
   cleanup_free char *path = ate_path_join (bundle_dir, "config.json");
   cleanup_json struct json_object *spec = NULL;
   cleanup_free char *text = NULL;
+  size_t len = 0;
 
-  if (ate_json_parse_file (path, KATA_SPEC_MAX_SIZE, &spec, err) < 0)
+  /* The bundle comes from the caller: config.json must be a regular file
+   * directly in it (docs/api.md, "Files the server opens for a caller"). */
+  if (ate_untrusted_read (bundle_dir, "config.json", KATA_SPEC_MAX_SIZE,
+                          ate_deadline_in_ms (KATA_SPEC_READ_MS), &text, &len, err)
+      < 0)
     return ate_error_wrap (err, "read OCI spec");
+  if (ate_json_parse (text, len, ATE_JSON_MAX_DEPTH, &spec, err) < 0)
+    {
+      ate_error_set_code (*err, ATE_CODE_FAILED_PRECONDITION);
+      return ate_error_wrap (err, "the OCI spec `%s` is not valid JSON", path);
+    }
+  free (text);
+  text = NULL;
   if (kata_spec_shape_json (spec, sandbox_id, netns_path, err) < 0)
     return ate_error_wrap (err, "shape `%s` for kata", path);
   text = ate_json_to_string (spec, 1);

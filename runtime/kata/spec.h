@@ -19,6 +19,8 @@ struct ate_error;
 
 /* config.json larger than this is refused (atelet writes a few KiB). */
 #define KATA_SPEC_MAX_SIZE (4u << 20)
+/* Bound on reading a bundle's config.json (callers hold no deadline here). */
+#define KATA_SPEC_READ_MS 10000
 
 /* The edits, on a parsed spec (must be an object):
  *  1. linux missing -> {};  2. linux.resources missing -> kata's default

@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unistd.h>
 
 #include "kata/config.h"
@@ -297,6 +299,13 @@ test_load (void **state)
   assert_true (kata_config_load (path, &cfg, &err) < 0);
   assert_non_null (strstr (err->msg, "line 1"));
   assert_non_null (strstr (err->msg, path));
+  ate_error_release (&err);
+  /* A FIFO as the asset fails at once instead of blocking the open. */
+  unlink (path);
+  assert_int_equal (mkfifo (path, 0600), 0);
+  assert_true (kata_config_load (path, &cfg, &err) < 0);
+  assert_int_equal (err->code, ATE_CODE_FAILED_PRECONDITION);
+  assert_non_null (strstr (err->msg, "FIFO"));
   ate_error_release (&err);
   assert_int_equal (ate_rm_rf (dir, &err), 0);
 }

@@ -253,6 +253,9 @@ test_shape_unreadable_bundle (void **state)
   assert_int_equal (ate_write_file (cfg, "{\"process\":", 11, 0600, &err), 0);
   assert_true (kata_spec_shape (dir, "a1", NETNS, &spec, &err) < 0);
   assert_non_null (strstr (err->msg, "invalid JSON"));
+  /* The caller's mistake, naming the file. */
+  assert_int_equal (err->code, ATE_CODE_FAILED_PRECONDITION);
+  assert_non_null (strstr (err->msg, cfg));
   ate_error_release (&err);
   /* A bad file is left as it was. */
   {
@@ -261,6 +264,18 @@ test_shape_unreadable_bundle (void **state)
     assert_int_equal (ate_read_file (cfg, 100, &text, &len, &err), 0);
     assert_string_equal (text, "{\"process\":");
   }
+  /* A FIFO or a link is refused at once, saying what it is. */
+  unlink (cfg);
+  assert_int_equal (mkfifo (cfg, 0600), 0);
+  assert_true (kata_spec_shape (dir, "a1", NETNS, &spec, &err) < 0);
+  assert_int_equal (err->code, ATE_CODE_FAILED_PRECONDITION);
+  assert_non_null (strstr (err->msg, "FIFO"));
+  ate_error_release (&err);
+  unlink (cfg);
+  assert_int_equal (symlink ("/etc/hostname", cfg), 0);
+  assert_true (kata_spec_shape (dir, "a1", NETNS, &spec, &err) < 0);
+  assert_non_null (strstr (err->msg, "symbolic link"));
+  ate_error_release (&err);
   assert_int_equal (ate_rm_rf (dir, &err), 0);
 }
 

@@ -29,6 +29,7 @@
 #include "util/proc.h"
 #include "util/sparse.h"
 #include "util/time.h"
+#include "util/untrusted.h"
 #include "util/util.h"
 #include "util/validate.h"
 
@@ -693,6 +694,73 @@ test_http_get_follow (void **state)
   router_stop (&p);
 }
 
+/* Files opened for a caller: beneath their directory, no symlink, no FIFO,
+ * size bounded; each refusal names the file and is FAILED_PRECONDITION. */
+static void
+test_untrusted_open (void **state)
+{
+  (void) state;
+  cleanup_free char *dir = make_tmpdir ();
+  cleanup_free char *f = ate_path_join (dir, "config.json");
+  cleanup_free char *fifo = ate_path_join (dir, "fifo");
+  cleanup_free char *link = ate_path_join (dir, "link");
+  cleanup_free char *sub = ate_path_join (dir, "sub");
+  cleanup_free char *sublink = ate_path_join (dir, "sublink");
+  cleanup_free char *text = NULL;
+  struct ate_error *err = NULL;
+  size_t len = 0;
+  struct
+  {
+    const char *name;
+    size_t max;
+    const char *says;
+  } bad[] = {
+    { "fifo", 100, "is a FIFO" },
+    { "link", 100, "`link` is a symbolic link" },
+    { "sub", 100, "is a directory" },
+    { "sublink/config.json", 100, "symbolic link" },
+    { "../x", 100, "leaves its directory" },
+    { "missing", 100, "is missing" },
+    { "config.json", 3, "at most 3" },
+  };
+
+  assert_int_equal (ate_write_file (f, "{\"a\":1}", 7, 0600, &err), 0);
+  assert_int_equal (mkfifo (fifo, 0600), 0);
+  assert_int_equal (symlink (f, link), 0);
+  assert_int_equal (mkdir (sub, 0700), 0);
+  assert_int_equal (symlink (dir, sublink), 0);
+
+  assert_int_equal (ate_untrusted_read (dir, "config.json", 100, ate_deadline_in_ms (1000), &text,
+                                        &len, &err), 0);
+  assert_int_equal (len, 7);
+  assert_string_equal (text, "{\"a\":1}");
+  for (size_t i = 0; i < ATE_N_ELEMENTS (bad); i++)
+    {
+      /* A FIFO must not block the open (it has no writer). */
+      assert_int_equal (ate_untrusted_check (dir, bad[i].name, bad[i].max, &err), -1);
+      assert_int_equal (err->code, ATE_CODE_FAILED_PRECONDITION);
+      if (strstr (err->msg, bad[i].says) == NULL)
+        fail_msg ("%s: \"%s\" does not say \"%s\"", bad[i].name, err->msg, bad[i].says);
+      ate_error_release (&err);
+    }
+  /* Without a directory (an asset): a link to a regular file is fine, a
+   * FIFO is not. */
+  assert_int_equal (ate_untrusted_check (NULL, link, 100, &err), 0);
+  assert_int_equal (ate_untrusted_check (NULL, fifo, 100, &err), -1);
+  assert_non_null (strstr (err->msg, "FIFO"));
+  ate_error_release (&err);
+  assert_int_equal (ate_untrusted_check (NULL, "relative", 100, &err), -1);
+  ate_error_release (&err);
+  /* An expired deadline ends the read. */
+  free (text);
+  text = NULL;
+  assert_int_equal (ate_untrusted_read (dir, "config.json", 100, ate_now_ns () - 1, &text, &len,
+                                        &err), -1);
+  assert_int_equal (err->code, ATE_CODE_DEADLINE_EXCEEDED);
+  ate_error_release (&err);
+  assert_int_equal (ate_rm_rf (dir, &err), 0);
+}
+
 int
 main (void)
 {
@@ -705,6 +773,7 @@ main (void)
     cmocka_unit_test (test_paths),
     cmocka_unit_test (test_time_format),
     cmocka_unit_test (test_fs_roundtrip),
+    cmocka_unit_test (test_untrusted_open),
     cmocka_unit_test (test_sparse_copy),
     cmocka_unit_test (test_proc_run),
     cmocka_unit_test (test_proc_spawn_wait_kill),
