@@ -6,6 +6,7 @@
 #include "ch/api.h"
 #include "ch/http.h"
 #include "ch/merge.h"
+#include "ch/restore_config.h"
 #include "ch/snapshot_config.h"
 #include "ch/vmm.h"
 
