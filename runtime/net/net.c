@@ -398,7 +398,9 @@ struct setup_job
 {
   struct net_ctx *ctx;
   struct in_addr pod_ip;
-  unsigned int mtu;
+  unsigned int pod_mtu;  /* the pod interface's */
+  unsigned int want_mtu; /* the guest's, 0: the pod's */
+  unsigned int mtu;      /* of the veth pair (and the taps): the guest's */
 };
 
 /* Step 2: the pod's IPv4 address and MTU. */
@@ -425,7 +427,8 @@ job_pod_probe (void *arg, struct ate_error **err)
       return ate_error_wrap (err, "while reading the IPv4 address of pod "
                              "interface `%s`", j->ctx->pod_ifname);
     }
-  j->mtu = pod.mtu;
+  j->pod_mtu = pod.mtu;
+  j->mtu = j->want_mtu ? j->want_mtu : pod.mtu;
   return 0;
 }
 
@@ -542,7 +545,12 @@ job_pod_forward_nft (void *arg, struct ate_error **err)
   if (enable_ip_forward (err) < 0
       || fault_point (j->ctx, NET_FAULT_SETUP_FORWARD, err) < 0)
     return ate_error_wrap (err, "while enabling IPv4 forwarding");
+  /* A guest whose MTU exceeds the pod's sends frames the pod interface
+   * cannot carry: the pod namespace routes between the two (ICMP
+   * "fragmentation needed" for DF packets), and TCP connections are clamped
+   * to the smaller MTU at their SYN so they never depend on that. */
   script = net_nft_setup_script (&j->pod_ip, j->ctx->ports, j->ctx->n_ports,
+                                 j->mtu > j->pod_mtu,
                                  fault_take (j->ctx, NET_FAULT_SETUP_NFT));
   if (net_nft_run (script, err) < 0)
     return ate_error_wrap (err, "while installing nftables table ip "
@@ -551,10 +559,10 @@ job_pod_forward_nft (void *arg, struct ate_error **err)
 }
 
 static int
-setup_steps (struct net_ctx *ctx, struct net_actor_info *info,
+setup_steps (struct net_ctx *ctx, unsigned int guest_mtu, struct net_actor_info *info,
              struct ate_error **err)
 {
-  struct setup_job j = { .ctx = ctx };
+  struct setup_job j = { .ctx = ctx, .want_mtu = guest_mtu };
 
   if (run_in_pod (ctx, job_pod_probe, &j, err) < 0
       || run_in_interior (ctx, job_interior_sweep, &j, err) < 0
@@ -565,7 +573,8 @@ setup_steps (struct net_ctx *ctx, struct net_actor_info *info,
   if (info)
     {
       inet_ntop (AF_INET, &j.pod_ip, info->pod_ipv4, sizeof (info->pod_ipv4));
-      info->pod_mtu = j.mtu;
+      info->pod_mtu = j.pod_mtu;
+      info->link_mtu = j.mtu;
     }
   return 0;
 }
@@ -574,9 +583,21 @@ int
 net_actor_setup (struct net_ctx *ctx, struct net_actor_info *info,
                  struct ate_error **err)
 {
+  return net_actor_setup_mtu (ctx, 0, info, err);
+}
+
+int
+net_actor_setup_mtu (struct net_ctx *ctx, unsigned int guest_mtu, struct net_actor_info *info,
+                     struct ate_error **err)
+{
   NET_ERR_SINK (err);
   struct ate_error *undo = NULL;
   int r;
+
+  if (guest_mtu != 0 && (guest_mtu < NET_MIN_MTU || guest_mtu > NET_MAX_MTU))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, EINVAL,
+                                "guest MTU %u out of range %d..%d", guest_mtu, NET_MIN_MTU,
+                                NET_MAX_MTU);
 
   pthread_mutex_lock (&ctx->lock);
   r = cleanup_locked (ctx, true, err);
@@ -585,7 +606,7 @@ net_actor_setup (struct net_ctx *ctx, struct net_actor_info *info,
       ate_error_wrap (err, "before setting up the actor network");
       goto out;
     }
-  r = setup_steps (ctx, info, err);
+  r = setup_steps (ctx, guest_mtu, info, err);
   if (r < 0 && cleanup_locked (ctx, false, &undo) < 0)
     error_collect (err, &undo, "and then");
 out:

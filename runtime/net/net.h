@@ -62,7 +62,8 @@ struct net_config
 struct net_actor_info
 {
   char pod_ipv4[INET_ADDRSTRLEN]; /* first IPv4 address of the pod interface */
-  unsigned int pod_mtu;           /* MTU of the pod interface (and the veths) */
+  unsigned int pod_mtu;           /* MTU of the pod interface */
+  unsigned int link_mtu;          /* MTU of the veths (and the taps): the guest's */
 };
 
 /* Record the calling thread's network namespace as the pod namespace, then
@@ -87,6 +88,15 @@ const char *net_ctx_netns_path (const struct net_ctx *ctx);
  * removed again and the error says which step failed. */
 int net_actor_setup (struct net_ctx *ctx, struct net_actor_info *info,
                      struct ate_error **err);
+
+/* The same for a guest whose MTU is already fixed (a restored snapshot):
+ * the veth pair and the taps get guest_mtu instead of the pod's (0: the
+ * pod's), so its full-size frames are not dropped between the tap and the
+ * pod namespace; when guest_mtu exceeds the pod's, TCP SYNs forwarded to
+ * the pod interface get their MSS clamped to its route MTU
+ * (docs/networking.md, "MTU"). */
+int net_actor_setup_mtu (struct net_ctx *ctx, unsigned int guest_mtu,
+                         struct net_actor_info *info, struct ate_error **err);
 
 /* Spec 6.3: (re)create tap `name` in the interior namespace with
  * queue_pairs queues (1..256) and the two-way tc redirect to the interior

@@ -48,7 +48,7 @@ append (char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 
 char *
 net_nft_setup_script (const struct in_addr *pod_ip, const uint16_t *ports,
-                      size_t n_ports, bool inject_failure)
+                      size_t n_ports, bool clamp_mss, bool inject_failure)
 {
   char ip[INET_ADDRSTRLEN];
   size_t len = 0, cap = 1024;
@@ -70,8 +70,11 @@ net_nft_setup_script (const struct in_addr *pod_ip, const uint16_t *ports,
   append (&buf, &len, &cap,
           "add chain " T " postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
           "add rule " T " postrouting ip saddr " NET_ACTOR_IP " masquerade\n"
-          "add chain " T " forward { type filter hook forward priority filter; policy accept; }\n"
-          "add rule " T " forward accept\n");
+          "add chain " T " forward { type filter hook forward priority filter; policy accept; }\n");
+  if (clamp_mss)
+    append (&buf, &len, &cap,
+            "add rule " T " forward tcp flags syn tcp option maxseg size set rt mtu\n");
+  append (&buf, &len, &cap, "add rule " T " forward accept\n");
   if (inject_failure)
     append (&buf, &len, &cap,
             "add rule " T " forward jump ateom_injected_missing_chain\n");

@@ -16,12 +16,13 @@ struct ate_error;
 
 /* Replace the table with: prerouting (nat, dstnat) DNAT of <pod_ip>:<port>
  * to the actor for each port, postrouting (nat, srcnat) masquerade of the
- * actor's address, forward (filter, policy accept) accept.  With
+ * actor's address, forward (filter, policy accept) accept, after, with
+ * clamp_mss, the MSS of forwarded TCP SYNs set to the route MTU.  With
  * inject_failure the script ends with a rule the kernel rejects (a jump to
  * a missing chain), for failure tests.  Returns a new string. */
 char *net_nft_setup_script (const struct in_addr *pod_ip,
                             const uint16_t *ports, size_t n_ports,
-                            bool inject_failure);
+                            bool clamp_mss, bool inject_failure);
 
 /* Delete the table if it exists (one transaction, so no listing first). */
 const char *net_nft_cleanup_script (void);

@@ -116,10 +116,10 @@ test_nft_script (void **state)
   struct in_addr ip;
   uint16_t one[] = { 80 };
   uint16_t two[] = { 80, 8443 };
-  cleanup_free char *s1 = NULL, *s2 = NULL, *s3 = NULL;
+  cleanup_free char *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
 
   assert_int_equal (inet_pton (AF_INET, "10.1.2.3", &ip), 1);
-  s1 = net_nft_setup_script (&ip, one, 1, false);
+  s1 = net_nft_setup_script (&ip, one, 1, false, false);
   assert_string_equal (
       s1,
       "add table ip ateom_actor\n"
@@ -132,7 +132,7 @@ test_nft_script (void **state)
       "add chain ip ateom_actor forward { type filter hook forward priority filter; policy accept; }\n"
       "add rule ip ateom_actor forward accept\n");
 
-  s2 = net_nft_setup_script (&ip, two, 2, true);
+  s2 = net_nft_setup_script (&ip, two, 2, false, true);
   assert_non_null (strstr (s2, "tcp dport 80 dnat to 169.254.17.2:80\n"
                                "add rule ip ateom_actor prerouting ip daddr 10.1.2.3 "
                                "tcp dport 8443 dnat to 169.254.17.2:8443\n"));
@@ -141,9 +141,16 @@ test_nft_script (void **state)
                                    "ateom_injected_missing_chain\n"));
 
   /* No ingress ports: no prerouting rule, the chain stays. */
-  s3 = net_nft_setup_script (&ip, NULL, 0, false);
+  s3 = net_nft_setup_script (&ip, NULL, 0, false, false);
   assert_null (strstr (s3, "dnat"));
   assert_non_null (strstr (s3, "add chain ip ateom_actor prerouting"));
+  assert_null (strstr (s3, "maxseg"));
+
+  /* A guest MTU above the pod's: SYNs clamped before the accept. */
+  s4 = net_nft_setup_script (&ip, one, 1, true, false);
+  assert_true (str_has_suffix (s4, "add rule ip ateom_actor forward tcp flags syn tcp option "
+                                   "maxseg size set rt mtu\n"
+                                   "add rule ip ateom_actor forward accept\n"));
 
   assert_string_equal (net_nft_cleanup_script (),
                        "add table ip ateom_actor\ndelete table ip ateom_actor\n");

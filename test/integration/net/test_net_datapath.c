@@ -134,17 +134,23 @@ job_guest_tap (void *arg, struct ate_error **err)
 }
 
 static void
-guest_new (struct world *w)
+guest_new_mtu (struct world *w, const char *mtu)
 {
   w->guest_fd = nt_ns_new ();
   nt_in_ns (w->guest_fd, job_guest_tap, &w->gtap);
   assert_int_equal (nt_cmd (w->guest_fd, NULL, "ip", "link", "set", "lo", "up", NULL), 0);
   assert_int_equal (nt_cmd (w->guest_fd, NULL, "ip", "link", "set", "gtap0",
-                            "address", NET_GUEST_MAC, "mtu", "1400", "up", NULL), 0);
+                            "address", NET_GUEST_MAC, "mtu", mtu, "up", NULL), 0);
   assert_int_equal (nt_cmd (w->guest_fd, NULL, "ip", "addr", "add",
                             NET_ACTOR_IP "/30", "dev", "gtap0", NULL), 0);
   assert_int_equal (nt_cmd (w->guest_fd, NULL, "ip", "route", "add", "default",
                             "via", NET_HOST_VETH_IP, NULL), 0);
+}
+
+static void
+guest_new (struct world *w)
+{
+  guest_new_mtu (w, "1400");
 }
 
 static void
@@ -489,6 +495,77 @@ test_reactivation (void **state)
   }
 }
 
+/* A snapshot taken on a 1500-MTU pod (any reference-made golden snapshot)
+ * restored on a 1460-MTU pod (GKE): the guest keeps sending 1500-byte
+ * frames.  With the veths and the tap at the guest's MTU they reach the pod
+ * namespace, which routes them to the smaller pod interface (TCP clamped at
+ * the SYN); at the pod's MTU they were dropped between the tap and the veth
+ * without a trace. */
+static int
+world_setup_pod_1460 (void **state)
+{
+  struct world *w = xmalloc0 (sizeof (*w));
+  const uint16_t ports[] = { 80 };
+  struct ate_error *err = NULL;
+  struct net_actor_info info;
+
+  w->pod.pod_fd = w->pod.client_fd = -1;
+  w->guest_fd = w->gtap = w->fwd.stop = -1;
+  *state = w;
+  nt_pod_new (&w->pod, &(struct nt_pod_opts){ .with_client = true, .mtu = 1460,
+                                              .ports = ports, .n_ports = 1 });
+  /* The far side of the pod network has the usual 1500: its MSS is 1460. */
+  assert_int_equal (nt_cmd (w->pod.client_fd, NULL, "ip", "link", "set", "cl0", "mtu", "1500",
+                            NULL), 0);
+  if (net_actor_setup_mtu (w->pod.ctx, 1500, &info, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  assert_int_equal (info.pod_mtu, 1460);
+  assert_int_equal (info.link_mtu, 1500);
+  if (net_tap_create (w->pod.ctx, "tap0_kata", 1, 0, &w->fds, &w->nfds, &err) < 0)
+    fail_msg ("tap: %s", err->msg);
+  return 0;
+}
+
+static void
+test_restored_guest_mtu_above_the_pod_mtu (void **state)
+{
+  struct world *w = *state;
+  cleanup_close int l80 = -1, lclient = -1;
+  cleanup_close int interior = nt_pod_interior_fd (&w->pod);
+  char peer[INET_ADDRSTRLEN];
+  struct nt_link l;
+
+  assert_true (nt_link_get (w->pod.pod_fd, NET_HOST_VETH, &l));
+  assert_int_equal (l.mtu, 1500);
+  assert_true (nt_link_get (interior, "tap0_kata", &l));
+  assert_int_equal (l.mtu, 1500);
+  assert_true (nt_link_get (w->pod.pod_fd, "eth0", &l));
+  assert_int_equal (l.mtu, 1460);
+
+  guest_new_mtu (w, "1500");
+  forwarder_start (&w->fwd, w->fds[0], w->gtap);
+  /* guest -> client: full-size segments leave the guest. */
+  lclient = tcp_listen (w->pod.client_fd, w->pod.client_ip, 9000);
+  {
+    cleanup_close int c = tcp_connect (w->guest_fd, w->pod.client_ip, 9000);
+    cleanup_close int s = -1;
+    assert_true (c >= 0);
+    s = tcp_accept (lclient, peer);
+    ping_pong (c, s);
+    bulk (c, s, 256 * 1024);
+    bulk (s, c, 256 * 1024);
+  }
+  /* client -> pod:80 -> guest. */
+  l80 = tcp_listen (w->guest_fd, "0.0.0.0", 80);
+  {
+    cleanup_close int c = tcp_connect (w->pod.client_fd, w->pod.pod_ip, 80);
+    cleanup_close int s = tcp_accept (l80, peer);
+    ping_pong (c, s);
+    bulk (s, c, 256 * 1024);
+    bulk (c, s, 256 * 1024);
+  }
+}
+
 int
 main (void)
 {
@@ -497,6 +574,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_tcp_pod_to_guest, world_setup, world_teardown),
     cmocka_unit_test_setup_teardown (test_dnat_and_masquerade, world_setup, world_teardown),
     cmocka_unit_test_setup_teardown (test_reactivation, world_setup, world_teardown),
+    cmocka_unit_test_setup_teardown (test_restored_guest_mtu_above_the_pod_mtu,
+                                     world_setup_pod_1460, world_teardown),
   };
 
   nt_init_or_skip ("test_net_datapath");
