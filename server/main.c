@@ -14,7 +14,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "actor.h"
+#include "actor/actor.h"
 #include "options.h"
 #include "rpc.h"
 #include "service.h"

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "actor.h"
+#include "actor/actor.h"
 #include "ateom.pb-c.h"
 
 struct ate_error;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "actor.h"
+#include "actor/actor.h"
 #include "ateom.pb-c.h"
 #include "health.pb-c.h"
 #include "request.h"

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The guest side of an activation: wait for the vsock socket, dial the
+ * The guest side of an activation (guest.h; docs/architecture.md, "The
+ * three RPCs"; docs/kata-agent.md): wait for the vsock socket, dial the
  * kata agent, create the sandbox, configure the guest network, create and
- * start the containers (Run), forward their logs, and probe readiness
- * (spec 2.2 steps 14-18, 2.4 step 15, 2.9 readyz).
+ * start the containers (Run), forward their logs, and probe readiness.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "actor_internal.h"
+#include "actor/guest.h"
+#include "actor/model.h"
+#include "actor/timing.h"
 #include "kata/agent.h"
 #include "kata/logpump.h"
 #include "kata/spec.h"
@@ -28,15 +30,6 @@
  * pays in full when the agent comes up just after an attempt; a failed
  * CONNECT costs one unix-socket round trip to the VMM. */
 #define ACTOR_DIAL_PAUSE_MS 50
-
-#define AGENT_CALL(t, expr)                                                                    \
-  ({                                                                                           \
-    int64_t _t0 = ate_now_ns ();                                                               \
-    int _r = (expr);                                                                           \
-    if (t)                                                                                     \
-      (t)->agent_ns += ate_now_ns () - _t0;                                                    \
-    _r;                                                                                        \
-  })
 
 static int
 wait_for_vsock (struct actor *a, ate_deadline_t deadline, struct ate_error **err)
@@ -66,22 +59,22 @@ dial_agent (struct actor *a, int64_t budget_ms, struct actor_timing *t, ate_dead
             struct ate_error **err)
 {
   ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (budget_ms));
-  return AGENT_CALL (t, kata_agent_connect (a->vsock, ACTOR_AGENT_PORT, d, KATA_DIAL_ATTEMPT_MS,
+  return ACTOR_AGENT_CALL (t, kata_agent_connect (a->vsock, ACTOR_AGENT_PORT, d, KATA_DIAL_ATTEMPT_MS,
                                             ACTOR_DIAL_PAUSE_MS, &a->agent, err));
 }
 
 /* Diagnostics through the debug console (only enabled with --kata-debug). */
 static void
-debug_dump (struct actor_runtime *rt, struct actor *a, const char *what, const char *cmd)
+debug_dump (const struct actor_env *env, struct actor *a, const char *what, const char *cmd)
 {
-  if (!rt->cfg.kata_debug)
+  if (!env->cfg.kata_debug)
     return;
   cleanup_free char *out = kata_debug_console_dump (a->vsock, cmd, ate_deadline_in_ms (8000));
   ate_log (ATE_LOG_WARN, what, "actor_id", a->id, "output", out, NULL);
 }
 
 static int
-start_container (struct actor_runtime *rt, struct actor *a, size_t i, struct actor_timing *t,
+start_container (const struct actor_env *env, struct actor *a, size_t i, struct actor_timing *t,
                  ate_deadline_t deadline, struct ate_error **err)
 {
   struct actor_ctr *c = &a->ctrs[i];
@@ -92,14 +85,14 @@ start_container (struct actor_runtime *rt, struct actor *a, size_t i, struct act
 
   if (kata_spec_to_agent (c->spec, root, false, &agent_spec, err) < 0)
     return ate_error_wrap (err, "container %s", c->name);
-  r = AGENT_CALL (t, kata_agent_create_container_blk (a->agent, c->kata_id, c->kata_id,
+  r = ACTOR_AGENT_CALL (t, kata_agent_create_container_blk (a->agent, c->kata_id, c->kata_id,
                                                       c->guest_dev, agent_spec, d, err));
   if (r == 0)
-    r = AGENT_CALL (t, kata_agent_start_container (a->agent, c->kata_id, d, err));
+    r = ACTOR_AGENT_CALL (t, kata_agent_start_container (a->agent, c->kata_id, d, err));
   kata_spec_agent_free (agent_spec);
   if (r < 0)
     {
-      debug_dump (rt, a, "container start failed: guest state",
+      debug_dump (env, a, "container start failed: guest state",
                   "echo '== /dev/vdb =='; ls -l /dev/vd* 2>&1; blkid /dev/vd* 2>&1; "
                   "echo '== mounts =='; grep kata /proc/mounts 2>&1");
       return ate_error_wrap (err, "start container %s on %s", c->name, c->guest_dev);
@@ -108,13 +101,13 @@ start_container (struct actor_runtime *rt, struct actor *a, size_t i, struct act
 }
 
 static int
-start_log_pumps (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+start_log_pumps (const struct actor_env *env, struct actor *a, struct ate_error **err)
 {
   a->pumps = xcalloc (a->n_ctrs * 2, sizeof (*a->pumps));
   for (size_t i = 0; i < a->n_ctrs; i++)
     {
       struct actorlog_labels labels;
-      actor_labels (rt, a, &labels);
+      actor_labels (env, a, &labels);
       labels.container_name = a->ctrs[i].name;
       for (int s = 0; s < 2; s++)
         {
@@ -130,10 +123,16 @@ start_log_pumps (struct actor_runtime *rt, struct actor *a, struct ate_error **e
 }
 
 void
-actor_guest_stop_logs (struct actor *a)
+actor_guest_disconnect (struct actor *a)
 {
   if (a->agent)
     kata_agent_close (a->agent);
+}
+
+void
+actor_guest_release (struct actor *a)
+{
+  actor_guest_disconnect (a);
   for (size_t i = 0; i < a->n_pumps; i++)
     kata_log_pump_stop_join (a->pumps[i]);
   free (a->pumps);
@@ -144,7 +143,7 @@ actor_guest_stop_logs (struct actor *a)
 }
 
 int
-actor_guest_start (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+actor_guest_start (const struct actor_env *env, struct actor *a, struct actor_timing *t,
                    ate_deadline_t deadline, struct ate_error **err)
 {
   unsigned int mtu = 0;
@@ -158,32 +157,32 @@ actor_guest_start (struct actor_runtime *rt, struct actor *a, struct actor_timin
       return ate_error_wrap (err, "connect to the kata agent");
     }
   actor_timing_step (t, "agent_dial", &mark);
-  if (AGENT_CALL (t, kata_agent_create_sandbox (
+  if (ACTOR_AGENT_CALL (t, kata_agent_create_sandbox (
                          a->agent, ate_json_get_string (a->ctrs[0].spec, "hostname") ?: "", a->id,
                          ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_SANDBOX_MS)), err))
       < 0)
     return ate_error_wrap (err, "CreateSandbox");
-  if (net_interior_mtu (rt->net, &mtu, &mtu_err) < 0)
+  if (net_interior_mtu (env->net, &mtu, &mtu_err) < 0)
     ate_error_log_warning_and_release (&mtu_err, "interior eth0 MTU unreadable, using 1500");
-  if (AGENT_CALL (t, kata_agent_configure_guest_network (
+  if (ACTOR_AGENT_CALL (t, kata_agent_configure_guest_network (
                          a->agent, mtu, ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_GUEST_NET_MS)),
                          err))
       < 0)
     {
-      debug_dump (rt, a, "guest network failed: guest state",
+      debug_dump (env, a, "guest network failed: guest state",
                   "ip addr 2>&1; echo '== route =='; ip route 2>&1; echo '== neigh =='; ip neigh 2>&1");
       return ate_error_wrap (err, "configure the guest network");
     }
   actor_timing_step (t, "sandbox_network", &mark);
   for (size_t i = 0; i < a->n_ctrs; i++)
-    if (start_container (rt, a, i, t, deadline, err) < 0)
+    if (start_container (env, a, i, t, deadline, err) < 0)
       return -1;
   actor_timing_step (t, "containers", &mark);
-  return start_log_pumps (rt, a, err);
+  return start_log_pumps (env, a, err);
 }
 
 void
-actor_guest_reconnect (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+actor_guest_reconnect (const struct actor_env *env, struct actor *a, struct actor_timing *t,
                        ate_deadline_t deadline)
 {
   cleanup_error struct ate_error *err = NULL;
@@ -197,15 +196,15 @@ actor_guest_reconnect (struct actor_runtime *rt, struct actor *a, struct actor_t
     }
   if (t)
     actor_timing_step (t, "agent_dial", &mark);
-  if (start_log_pumps (rt, a, &err) < 0)
+  if (start_log_pumps (env, a, &err) < 0)
     {
       ate_log (ATE_LOG_WARN, "log forwarding not started", "actor_id", a->id, "error", err->msg,
                NULL);
-      actor_guest_stop_logs (a);
+      actor_guest_release (a);
     }
 }
 
-/* ---- readiness (spec 2.9, [HEAD] readyz) ---- */
+/* ---- readiness (docs/architecture.md, "Readiness") ---- */
 
 /* One GET; returns the HTTP status or 0 on a transport failure. */
 static long

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The actor's VM: VmConfig, VMM launch, create + tap + add-net + boot
- * (Run), config rewrite + taps + restore + resume (Restore), pause +
- * snapshot + merge (Checkpoint), and teardown (spec 2.2-2.4, 2.8, 4).
+ * The actor's VM, the cloud-hypervisor side of an activation (vm.h;
+ * docs/architecture.md, "The three RPCs"; docs/cloud-hypervisor.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -10,10 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "actor_internal.h"
+#include "actor/model.h"
+#include "actor/state.h"
+#include "actor/timing.h"
+#include "actor/vm.h"
 #include "ch/ch.h"
-#include "kata/agent.h"
-#include "kata/cleanup.h"
 #include "kata/config.h"
 #include "net/net.h"
 #include "util/error.h"
@@ -23,18 +23,8 @@
 
 #define MIB (1024ULL * 1024ULL)
 
-/* Time a cloud-hypervisor call into t->vmm_ns. */
-#define VMM_CALL(t, expr)                                                                      \
-  ({                                                                                           \
-    int64_t _t0 = ate_now_ns ();                                                               \
-    int _r = (expr);                                                                           \
-    if (t)                                                                                     \
-      (t)->vmm_ns += ate_now_ns () - _t0;                                                      \
-    _r;                                                                                        \
-  })
-
 int
-actor_vm_launch (struct actor *a, const char *ch_binary, const char *socket_name,
+actor_vm_launch (struct actor *a, const char *socket_name,
                  struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
 {
   int64_t mark = ate_now_ns ();
@@ -43,11 +33,11 @@ actor_vm_launch (struct actor *a, const char *ch_binary, const char *socket_name
     return -1;
   free (a->api_socket);
   a->api_socket = ate_path_join (a->vm_dir, socket_name);
-  if (VMM_CALL (t, ch_vmm_launch (ch_binary, a->api_socket,
+  if (ACTOR_VMM_CALL (t, ch_vmm_launch (a->ch_binary, a->api_socket,
                                   ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_VMM_READY_MS)),
                                   &a->vmm, err))
       < 0)
-    return ate_error_wrap (err, "launch cloud-hypervisor `%s`", ch_binary);
+    return ate_error_wrap (err, "launch cloud-hypervisor `%s`", a->ch_binary);
   if (actor_state_save (a, err) < 0)
     return -1;
   actor_timing_step (t, "vmm_launch", &mark);
@@ -56,22 +46,21 @@ actor_vm_launch (struct actor *a, const char *ch_binary, const char *socket_name
 
 /* Disks: the kata image read-only, then one writable rootfs per container. */
 int
-actor_vm_create (struct actor_runtime *rt, struct actor *a, const struct actor_request *req,
-                 struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+actor_vm_create (const struct actor_env *env, struct actor *a, struct actor_timing *t,
+                 ate_deadline_t deadline, struct ate_error **err)
 {
   struct kata_config kc = { 0 };
-  const char *cfg_path = actor_request_asset (req, "kata-config") ?: rt->cfg.kata_config;
   struct ch_vm_config vc = { 0 };
   cleanup_free struct ch_disk_config *disks = xcalloc (a->n_ctrs + 1, sizeof (*disks));
   cleanup_free char *cmdline = NULL;
   int r;
 
-  if (kata_config_load (cfg_path, &kc, err) < 0)
+  if (kata_config_load (a->kata_config, &kc, err) < 0)
     return ate_error_wrap (err, "read the kata configuration");
-  cmdline = kata_kernel_cmdline (rt->arch, kc.kernel_params, rt->cfg.kata_debug);
+  cmdline = kata_kernel_cmdline (env->arch, kc.kernel_params, env->cfg.kata_debug);
   for (size_t i = 0; i <= a->n_ctrs; i++)
     {
-      disks[i].path = i == 0 ? actor_request_asset (req, "kata-image") : a->ctrs[i - 1].disk;
+      disks[i].path = i == 0 ? a->kata_image : a->ctrs[i - 1].disk;
       disks[i].readonly = i == 0;
       disks[i].num_queues = (uint32_t) kc.vcpus;
       disks[i].queue_size = 1024;
@@ -80,7 +69,7 @@ actor_vm_create (struct actor_runtime *rt, struct actor *a, const struct actor_r
   vc.boot_vcpus = vc.max_vcpus = (uint32_t) kc.vcpus;
   vc.memory_size = (uint64_t) kc.memory_mib * MIB;
   vc.memory_shared = true;
-  vc.kernel = actor_request_asset (req, "kata-kernel");
+  vc.kernel = a->kata_kernel;
   vc.cmdline = cmdline;
   vc.disks = disks;
   vc.n_disks = a->n_ctrs + 1;
@@ -88,7 +77,7 @@ actor_vm_create (struct actor_runtime *rt, struct actor *a, const struct actor_r
   vc.serial_file = a->serial;
   vc.vsock_cid = 3;
   vc.vsock_socket = a->vsock;
-  r = VMM_CALL (t, ch_vm_create (a->api_socket, &vc, deadline, err));
+  r = ACTOR_VMM_CALL (t, ch_vm_create (a->api_socket, &vc, deadline, err));
   kata_config_release (&kc);
   if (r < 0)
     return ate_error_wrap (err, "vm.create");
@@ -96,7 +85,7 @@ actor_vm_create (struct actor_runtime *rt, struct actor *a, const struct actor_r
 }
 
 int
-actor_vm_add_net_boot (struct actor_runtime *rt, struct actor *a, struct actor_timing *t,
+actor_vm_add_net_boot (const struct actor_env *env, struct actor *a, struct actor_timing *t,
                        ate_deadline_t deadline, struct ate_error **err)
 {
   cleanup_free char *tap = net_tap_name (0);
@@ -105,14 +94,14 @@ actor_vm_add_net_boot (struct actor_runtime *rt, struct actor *a, struct actor_t
   size_t nfds = 0;
   int r;
 
-  if (net_tap_create (rt->net, tap, 1, 0, &fds, &nfds, err) < 0)
+  if (net_tap_create (env->net, tap, 1, 0, &fds, &nfds, err) < 0)
     return ate_error_wrap (err, "create %s", tap);
-  r = VMM_CALL (t, ch_vm_add_net (a->api_socket, ACTOR_TAP_MAC, 2, fds, nfds, deadline, err));
+  r = ACTOR_VMM_CALL (t, ch_vm_add_net (a->api_socket, ACTOR_TAP_MAC, 2, fds, nfds, deadline, err));
   /* CH holds its own duplicates. */
   net_tap_fds_free (fds, nfds);
   if (r < 0)
     return ate_error_wrap (err, "vm.add-net");
-  if (VMM_CALL (t, ch_vm_boot (a->api_socket, deadline, err)) < 0)
+  if (ACTOR_VMM_CALL (t, ch_vm_boot (a->api_socket, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.boot");
   actor_timing_step (t, "vm_boot", &mark);
   return 0;
@@ -120,7 +109,7 @@ actor_vm_add_net_boot (struct actor_runtime *rt, struct actor *a, struct actor_t
 
 /* One tap per net device of the snapshot, fds in device order. */
 static int
-restore_taps (struct actor_runtime *rt, const char *restore_dir, struct ch_restore_net **nets,
+restore_taps (const struct actor_env *env, const char *restore_dir, struct ch_restore_net **nets,
               size_t *n_nets, int **fds, size_t *nfds, struct ate_error **err)
 {
   struct ch_net_device *devs = NULL;
@@ -137,7 +126,7 @@ restore_taps (struct actor_runtime *rt, const char *restore_dir, struct ch_resto
       cleanup_free char *tap = net_tap_name ((unsigned) i);
       int *tfds = NULL;
       size_t tn = 0;
-      if (net_tap_create (rt->net, tap, devs[i].queue_pairs, 0, &tfds, &tn, err) < 0)
+      if (net_tap_create (env->net, tap, devs[i].queue_pairs, 0, &tfds, &tn, err) < 0)
         {
           ch_net_devices_free (devs, n);
           return ate_error_wrap (err, "create %s", tap);
@@ -162,7 +151,7 @@ restore_nets_free (struct ch_restore_net *nets, size_t n)
 }
 
 int
-actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *restore_dir,
+actor_vm_restore (const struct actor_env *env, struct actor *a, const char *restore_dir,
                   struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
 {
   struct ch_restore_net *nets = NULL;
@@ -174,15 +163,15 @@ actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *restore
   int64_t mark = ate_now_ns ();
   int r;
 
-  if (restore_taps (rt, restore_dir, &nets, &n_nets, &fds, &nfds, err) < 0)
+  if (restore_taps (env, restore_dir, &nets, &n_nets, &fds, &nfds, err) < 0)
     goto fail;
   actor_timing_step (t, "taps", &mark);
-  if (rt->cfg.restore_memory_mode
-      && ch_restore_pref_parse (rt->cfg.restore_memory_mode, &pref, err) < 0)
+  if (env->cfg.restore_memory_mode
+      && ch_restore_pref_parse (env->cfg.restore_memory_mode, &pref, err) < 0)
     goto fail;
   if (ch_restore_mode_choose (ch_vmm_version (a->vmm), pref, &mode, &send_mode, err) < 0)
     goto fail;
-  r = VMM_CALL (t, ch_vm_restore (a->api_socket, restore_dir, mode, send_mode, nets, n_nets, fds,
+  r = ACTOR_VMM_CALL (t, ch_vm_restore (a->api_socket, restore_dir, mode, send_mode, nets, n_nets, fds,
                                   nfds, deadline, err));
   net_tap_fds_free (fds, nfds);
   fds = NULL;
@@ -192,12 +181,13 @@ actor_vm_restore (struct actor_runtime *rt, struct actor *a, const char *restore
     return ate_error_wrap (err, "vm.restore (%s)", ch_restore_mode_name (mode));
   actor_timing_step (t, "vm_restore", &mark);
   /* CH demand-pages guest memory from the restore dir until the VM is torn
-   * down, and the next snapshot will be a delta of it (spec 4.6). */
+   * down, and the next snapshot will be a delta of it
+   * (docs/cloud-hypervisor.md, "Restore memory modes"). */
   if (mode == CH_RESTORE_ONDEMAND)
     a->restore_src = xstrdup (restore_dir);
   if (actor_state_save (a, err) < 0)
     return -1;
-  if (VMM_CALL (t, ch_vm_resume (a->api_socket, deadline, err)) < 0)
+  if (ACTOR_VMM_CALL (t, ch_vm_resume (a->api_socket, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.resume");
   actor_timing_step (t, "vm_resume", &mark);
   ate_log (ATE_LOG_INFO, "restored with memory mode", "actor_id", a->id, "mode",
@@ -211,27 +201,27 @@ fail:
 }
 
 int
-actor_vm_checkpoint (struct actor_runtime *rt, struct actor *a, const char *dir,
-                     struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
+actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
+                     ate_deadline_t deadline, struct ate_error **err)
 {
   cleanup_free char *base_id_file = ate_path_join (dir, ATE_BASE_ID_FILE);
   int64_t mark = ate_now_ns ();
-  (void) rt;
 
-  if (VMM_CALL (t, ch_ping (a->api_socket, NULL,
+  if (ACTOR_VMM_CALL (t, ch_ping (a->api_socket, NULL,
                             ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_CHECKPOINT_READY_MS)),
                             err))
       < 0)
     return ate_error_wrap (err, "cloud-hypervisor is not answering");
-  if (VMM_CALL (t, ch_vm_pause (a->api_socket, deadline, err)) < 0)
+  if (ACTOR_VMM_CALL (t, ch_vm_pause (a->api_socket, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.pause");
   actor_timing_step (t, "pause", &mark);
   if (ate_rm_rf (dir, err) < 0 || ate_mkdir_p (dir, 0700, err) < 0)
     return ate_error_wrap (err, "prepare the checkpoint directory");
-  /* The lineage id, exact bytes, no newline (spec 2.3). */
+  /* The lineage id, exact bytes, no newline (docs/architecture.md,
+   * "Lineage"). */
   if (ate_write_file (base_id_file, a->base_id, strlen (a->base_id), 0600, err) < 0)
     return -1;
-  if (VMM_CALL (t, ch_vm_snapshot (a->api_socket, dir, deadline, err)) < 0)
+  if (ACTOR_VMM_CALL (t, ch_vm_snapshot (a->api_socket, dir, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.snapshot");
   actor_timing_step (t, "snapshot", &mark);
   if (a->restore_src)
@@ -245,29 +235,15 @@ actor_vm_checkpoint (struct actor_runtime *rt, struct actor *a, const char *dir,
   return 0;
 }
 
-int
-actor_teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+void
+actor_vm_stop (struct actor *a)
 {
   struct ate_error *e = NULL;
-  int ret = 0;
 
-  /* Closing the agent connection ends the log pumps (their reads fail). */
-  if (a->agent)
-    kata_agent_close (a->agent);
-  if (a->vmm)
-    {
-      if (ch_vmm_stop (a->vmm, ate_deadline_in_ms (ACTOR_TEARDOWN_MS), &e) < 0 && e)
-        ate_error_log_warning_and_release (&e, "cloud-hypervisor did not shut down cleanly");
-      ch_vmm_free (a->vmm);
-      a->vmm = NULL;
-    }
-  actor_guest_stop_logs (a);
-  if (kata_sandbox_cleanup (&rt->cfg.paths, a->id, &e) < 0)
-    {
-      ret = -1;
-      ate_error_make (err, e ? e->status : 0, "clean up the sandbox state: %s",
-                      e ? e->msg : "unknown");
-      ate_error_release (&e);
-    }
-  return ret;
+  if (a->vmm == NULL)
+    return;
+  if (ch_vmm_stop (a->vmm, ate_deadline_in_ms (ACTOR_TEARDOWN_MS), &e) < 0 && e)
+    ate_error_log_warning_and_release (&e, "cloud-hypervisor did not shut down cleanly");
+  ch_vmm_free (a->vmm);
+  a->vmm = NULL;
 }

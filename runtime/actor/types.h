@@ -1,20 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The actor runtime: RunWorkload, CheckpointWorkload and RestoreWorkload as
- * the server's handlers call them, already decoded and validated.
+ * The actor runtime's inputs: its configuration and a decoded, validated
+ * request.  Data only (and the asset lookup): the bottom of the actor
+ * layers (docs/architecture.md, "Layers"), shared by every layer and by the
+ * server.
  */
-#ifndef ATE_ACTOR_H
-#define ATE_ACTOR_H
+#ifndef ATE_ACTOR_TYPES_H
+#define ATE_ACTOR_TYPES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "util/paths.h"
-#include "util/time.h"
-
-struct ate_error;
-struct actor_runtime;
 
 /* Most containers one actor may have (one virtio-blk rootfs disk each). */
 #define ACTOR_MAX_CONTAINERS 25
@@ -59,21 +57,6 @@ struct actor_runtime_config
   const char *resolv_conf;         /* --resolv-conf (default /etc/resolv.conf) */
   bool detect_gce;                 /* probe for GCE to pick the log label key */
 };
-
-int actor_runtime_new (const struct actor_runtime_config *cfg,
-                       struct actor_runtime **out, struct ate_error **err);
-void actor_runtime_free (struct actor_runtime *rt);
-
-int actor_run (struct actor_runtime *rt, const struct actor_request *req,
-               ate_deadline_t deadline, struct ate_error **err);
-
-/* On success *files is a NULL-terminated vector of relative names
- * (strv_free). */
-int actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
-                      ate_deadline_t deadline, char ***files, struct ate_error **err);
-
-int actor_restore (struct actor_runtime *rt, const struct actor_request *req,
-                   ate_deadline_t deadline, struct ate_error **err);
 
 /* Lookup of an asset path by name (NULL when absent). */
 const char *actor_request_asset (const struct actor_request *req, const char *name);

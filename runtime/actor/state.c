@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The running actor: its paths and names, lifecycle events, the state file
- * a restarted server recovers it from, and the checkpoint marker that makes
- * a retried CheckpointWorkload safe.
+ * The files of an actor (state.h): the state file a restarted server
+ * recovers it from, the checkpoint file listing and the marker that makes a
+ * retried CheckpointWorkload safe.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -13,119 +13,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "actor_internal.h"
+#include "actor/model.h"
+#include "actor/state.h"
 #include "ch/ch.h"
-#include "kata/cleanup.h"
-#include "kata/logpump.h"
-#include "net/net.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/paths.h"
 #include "util/util.h"
-
-#define STATE_MAX (256u << 10)
-
-static char *
-container_disk_name (size_t i, const char *name)
-{
-  if (i == 0)
-    return xstrdup (ATE_ACTOR_ROOTFS_DISK);
-  return xasprintf ("actor-rootfs-%s.ext4", name);
-}
-
-static void
-actor_ctr_init (struct actor_ctr *c, const struct actor *a, const struct ate_paths *paths,
-                size_t i, const char *name)
-{
-  cleanup_free char *disk = container_disk_name (i, name);
-  c->name = xstrdup (name);
-  c->bundle = ate_path_bundle (paths, a->ns, a->tmpl, a->id, name);
-  c->disk = ate_path_join (a->dir, disk);
-  /* The first container uses the actor id like the reference; the others
-   * "<id>_<name>" ('_' cannot occur in a DNS label: no collisions). */
-  c->kata_id = i == 0 ? xstrdup (a->id) : xasprintf ("%s_%s", a->id, name);
-  c->guest_dev = xasprintf ("/dev/vd%c", (char) ('b' + i));
-}
-
-struct actor *
-actor_new (const struct actor_runtime *rt, const struct actor_request *req)
-{
-  const struct ate_paths *paths = &rt->cfg.paths;
-  struct actor *a = xmalloc0 (sizeof (*a));
-
-  a->ns = xstrdup (req->ns);
-  a->tmpl = xstrdup (req->tmpl);
-  a->id = xstrdup (req->id);
-  a->dir = ate_path_actor (paths, req->ns, req->tmpl, req->id);
-  a->vm_dir = ate_path_vm_dir (paths, req->id);
-  a->api_socket = ate_path_join (a->vm_dir, ACTOR_API_SOCKET);
-  a->vsock = ate_path_join (a->vm_dir, ACTOR_VSOCK_SOCKET);
-  a->serial = ate_path_join (a->vm_dir, ACTOR_SERIAL_LOG);
-  a->base_id = xstrdup (req->id);
-  a->n_ctrs = req->n_containers;
-  a->ctrs = xcalloc (a->n_ctrs ? a->n_ctrs : 1, sizeof (*a->ctrs));
-  for (size_t i = 0; i < a->n_ctrs; i++)
-    {
-      actor_ctr_init (&a->ctrs[i], a, paths, i, req->containers[i].name);
-      a->ctrs[i].readyz_port = req->containers[i].readyz_port;
-      a->ctrs[i].readyz_path = req->containers[i].readyz_port
-                                   ? xstrdup (req->containers[i].readyz_path)
-                                   : NULL;
-    }
-  return a;
-}
-
-void
-actor_free (struct actor *a)
-{
-  if (a == NULL)
-    return;
-  actor_guest_stop_logs (a);
-  ch_vmm_free (a->vmm);
-  for (size_t i = 0; i < a->n_ctrs; i++)
-    {
-      free (a->ctrs[i].name);
-      free (a->ctrs[i].bundle);
-      free (a->ctrs[i].disk);
-      free (a->ctrs[i].kata_id);
-      free (a->ctrs[i].guest_dev);
-      free (a->ctrs[i].readyz_path);
-      json_object_put (a->ctrs[i].spec);
-    }
-  free (a->ctrs);
-  free (a->ns);
-  free (a->tmpl);
-  free (a->id);
-  free (a->dir);
-  free (a->vm_dir);
-  free (a->api_socket);
-  free (a->vsock);
-  free (a->serial);
-  free (a->base_id);
-  free (a->restore_src);
-  free (a);
-}
-
-void
-actor_labels (const struct actor_runtime *rt, const struct actor *a,
-              struct actorlog_labels *labels)
-{
-  memset (labels, 0, sizeof (*labels));
-  labels->key = rt->labels_key;
-  labels->actor_id = a->id;
-  labels->template_name = a->tmpl;
-  labels->template_namespace = a->ns;
-}
-
-void
-actor_event (const struct actor_runtime *rt, const struct actor *a, const char *msg)
-{
-  struct actorlog_labels labels;
-  actor_labels (rt, a, &labels);
-  actorlog_event (&labels, msg);
-}
 
 /* ---- state file ---- */
 
@@ -161,10 +57,9 @@ actor_state_save (const struct actor *a, struct ate_error **err)
   return 0;
 }
 
-/* Rebuild an actor from a state file; NULL when the file is unusable. */
-static struct actor *
-actor_from_state (const struct actor_runtime *rt, struct json_object *o,
-                  pid_t *pid, unsigned long long *starttime)
+struct actor *
+actor_state_parse (const struct actor_env *env, struct json_object *o, pid_t *pid,
+                   unsigned long long *starttime)
 {
   struct actor_request req = { 0 };
   struct json_object *ctrs, *v;
@@ -185,7 +80,7 @@ actor_from_state (const struct actor_runtime *rt, struct json_object *o,
     cs[i].name = json_object_get_string (json_object_array_get_idx (ctrs, i));
   req.containers = cs;
   req.n_containers = n;
-  a = actor_new (rt, &req);
+  a = actor_new (env, &req);
   free (cs);
   free (a->api_socket);
   a->api_socket = xstrdup (ate_json_get_string (o, "api_socket") ?: "");
@@ -198,67 +93,6 @@ actor_from_state (const struct actor_runtime *rt, struct json_object *o,
   *pid = json_object_object_get_ex (o, "vmm_pid", &v) ? (pid_t) json_object_get_int64 (v) : 0;
   *starttime = json_object_object_get_ex (o, "vmm_starttime", &v) ? json_object_get_uint64 (v) : 0;
   return a;
-}
-
-static void
-recover_one (struct actor_runtime *rt, const char *path)
-{
-  cleanup_json struct json_object *o = NULL;
-  cleanup_error struct ate_error *err = NULL;
-  struct actor *a;
-  pid_t pid = 0;
-  unsigned long long st = 0;
-
-  if (ate_json_parse_file (path, STATE_MAX, &o, &err) < 0)
-    {
-      ate_log (ATE_LOG_WARN, "ignoring an unreadable actor state file", "path", path, "error",
-               err->msg, NULL);
-      return;
-    }
-  a = actor_from_state (rt, o, &pid, &st);
-  if (a == NULL)
-    {
-      ate_log (ATE_LOG_WARN, "ignoring an invalid actor state file", "path", path, NULL);
-      return;
-    }
-  if (rt->running == NULL && pid > 0
-      && ch_vmm_attach (pid, st, a->api_socket, &a->vmm, &err) == 0)
-    {
-      ate_log (ATE_LOG_INFO, "recovered a running actor after a restart", "actor_id", a->id,
-               "api_socket", a->api_socket, NULL);
-      rt->running = a;
-      /* Its logs went to the old process; read them again if the agent
-       * answers quickly. */
-      actor_guest_reconnect (rt, a, NULL, ate_deadline_in_ms (3000));
-      return;
-    }
-  ate_log (ATE_LOG_WARN, "cleaning up after an actor whose VMM is gone", "actor_id", a->id,
-           "error", err ? err->msg : "another actor is running", NULL);
-  ate_error_release (&err);
-  if (actor_teardown (rt, a, &err) < 0)
-    ate_error_log_warning_and_release (&err, "cleanup after restart");
-  if (net_actor_cleanup (rt->net, &err) < 0)
-    ate_error_log_warning_and_release (&err, "network cleanup after restart");
-  actor_free (a);
-}
-
-void
-actor_state_recover (struct actor_runtime *rt)
-{
-  cleanup_dir DIR *d = opendir (rt->cfg.paths.run_dir);
-  struct dirent *de;
-
-  if (d == NULL)
-    return;
-  while ((de = readdir (d)) != NULL)
-    {
-      if (de->d_name[0] == '.')
-        continue;
-      cleanup_free char *path = xasprintf ("%s/%s/%s", rt->cfg.paths.run_dir, de->d_name,
-                                           ACTOR_STATE_FILE);
-      if (ate_is_regular_file (path))
-        recover_one (rt, path);
-    }
 }
 
 /* ---- checkpoint files and marker ---- */
@@ -334,7 +168,7 @@ actor_marker_match (const char *actor_dir)
   struct ate_error *err = NULL;
   size_t n = 0;
 
-  if (!ate_is_regular_file (path) || ate_json_parse_file (path, STATE_MAX, &o, &err) < 0
+  if (!ate_is_regular_file (path) || ate_json_parse_file (path, ACTOR_STATE_MAX, &o, &err) < 0
       || !json_object_is_type (o, json_type_object)
       || actor_list_files (cp_dir, &files, &err) < 0)
     {

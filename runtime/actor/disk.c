@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The actors' writable rootfs disks (one per container, guest /dev/vdb,
- * /dev/vdc, ...): built detached from the RPC deadline on Run, reset to the
- * lineage's golden template (or rebuilt) on every Restore, and the template
- * kept at the lineage's first checkpoint (spec 2.2 step 6, 2.4 step 7, 2.5,
- * 3.4, 12 item 2).
+ * The actors' writable rootfs disks (disk.h; docs/rootfs.md): one per
+ * container, guest /dev/vdb, /dev/vdc, ...; built detached from the RPC
+ * deadline on Run, reset to the lineage's golden template (or rebuilt) on
+ * every Restore, and the template kept at the lineage's first checkpoint.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,7 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "actor_internal.h"
+#include "actor/disk.h"
+#include "actor/model.h"
 #include "rootfs/rootfs.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -105,10 +105,12 @@ resolv_conf_current (const char *dst, const char *content, size_t len)
   return have_len == len && memcmp (have, content, len) == 0;
 }
 
-int
-actor_write_resolv_conf (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+/* The pod's resolv.conf into every bundle's rootfs (docs/networking.md,
+ * "Guest DNS"). */
+static int
+write_resolv_conf (const struct actor_env *env, struct actor *a, struct ate_error **err)
 {
-  const char *src = rt->cfg.resolv_conf ?: "/etc/resolv.conf";
+  const char *src = env->cfg.resolv_conf ?: "/etc/resolv.conf";
   const struct timespec fixed[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = RESOLV_CONF_TIME } };
   cleanup_free char *content = NULL;
   size_t len = 0;
@@ -167,7 +169,7 @@ check_bundle (const struct actor_ctr *c, struct ate_error **err)
 }
 
 int
-actor_check_bundles (const struct actor *a, struct ate_error **err)
+actor_disk_check_bundles (const struct actor *a, struct ate_error **err)
 {
   for (size_t i = 0; i < a->n_ctrs; i++)
     if (check_bundle (&a->ctrs[i], err) < 0)
@@ -186,17 +188,17 @@ log_outcome (const struct actor *a, const struct actor_ctr *c, const struct root
 }
 
 int
-actor_disks_for_run (struct actor_runtime *rt, struct actor *a, ate_deadline_t deadline,
+actor_disk_prepare_run (const struct actor_env *env, struct actor *a, ate_deadline_t deadline,
                      struct ate_error **err)
 {
-  if (actor_check_bundles (a, err) < 0 || actor_write_resolv_conf (rt, a, err) < 0)
+  if (actor_disk_check_bundles (a, err) < 0 || write_resolv_conf (env, a, err) < 0)
     return -1;
   for (size_t i = 0; i < a->n_ctrs; i++)
     {
       struct actor_ctr *c = &a->ctrs[i];
       cleanup_free char *src = ate_path_join (c->bundle, "rootfs");
       struct rootfs_outcome o;
-      if (rootfs_disk_for_run_ex (rt->rootfs, src, c->disk, deadline, &o, err) < 0)
+      if (rootfs_disk_for_run_ex (env->rootfs, src, c->disk, deadline, &o, err) < 0)
         return ate_error_wrap (err, "rootfs disk for container %s", c->name);
       log_outcome (a, c, &o);
     }
@@ -205,20 +207,20 @@ actor_disks_for_run (struct actor_runtime *rt, struct actor *a, ate_deadline_t d
 
 /* A template shipped with the snapshot becomes this node's template. */
 static int
-import_shipped (struct actor_runtime *rt, const struct actor *a, size_t i, const char *key,
+import_shipped (const struct actor_env *env, const struct actor *a, size_t i, const char *key,
                 const char *restore_dir, struct ate_error **err)
 {
   cleanup_free char *name = shipped_name (a, i);
   cleanup_free char *file = ate_path_join (restore_dir, name);
   if (!ate_is_regular_file (file))
     return 0;
-  if (rootfs_golden_import (rt->rootfs, key, file, err) < 0)
+  if (rootfs_golden_import (env->rootfs, key, file, err) < 0)
     return ate_error_wrap (err, "install the golden disk shipped with the snapshot");
   return 1;
 }
 
 int
-actor_disks_for_restore (struct actor_runtime *rt, struct actor *a, const char *restore_dir,
+actor_disk_prepare_restore (const struct actor_env *env, struct actor *a, const char *restore_dir,
                          ate_deadline_t deadline, struct ate_error **err)
 {
   bool wrote_resolv = false;
@@ -230,13 +232,13 @@ actor_disks_for_restore (struct actor_runtime *rt, struct actor *a, const char *
       cleanup_free char *tmpl = NULL;
       struct rootfs_outcome o;
 
-      if (!rootfs_golden_exists (rt->rootfs, key)
-          && import_shipped (rt, a, i, key, restore_dir, err) < 0)
+      if (!rootfs_golden_exists (env->rootfs, key)
+          && import_shipped (env, a, i, key, restore_dir, err) < 0)
         return -1;
-      if (rootfs_golden_exists (rt->rootfs, key))
+      if (rootfs_golden_exists (env->rootfs, key))
         {
-          tmpl = rootfs_golden_path (rt->rootfs, key);
-          if (rootfs_golden_reset (rt->rootfs, tmpl, c->disk, deadline, err) < 0)
+          tmpl = rootfs_golden_path (env->rootfs, key);
+          if (rootfs_golden_reset (env->rootfs, tmpl, c->disk, deadline, err) < 0)
             return ate_error_wrap (err, "reset the rootfs of %s to its golden template", c->name);
           ate_log (ATE_LOG_INFO, "rootfs disk reset to golden", "actor_id", a->id, "container",
                    c->name, "template", tmpl, NULL);
@@ -246,16 +248,16 @@ actor_disks_for_restore (struct actor_runtime *rt, struct actor *a, const char *
        * (the guest has the golden disk's metadata cached). */
       if (check_bundle (c, err) < 0)
         return -1;
-      if (!wrote_resolv && actor_write_resolv_conf (rt, a, err) < 0)
+      if (!wrote_resolv && write_resolv_conf (env, a, err) < 0)
         return -1;
       wrote_resolv = true;
       cleanup_free char *src = ate_path_join (c->bundle, "rootfs");
-      if (rootfs_disk_rebuild_ex (rt->rootfs, src, c->disk, deadline, &o, err) < 0)
+      if (rootfs_disk_rebuild_ex (env->rootfs, src, c->disk, deadline, &o, err) < 0)
         return ate_error_wrap (err, "rebuild the rootfs disk of container %s", c->name);
       log_outcome (a, c, &o);
       /* The fresh rebuild is the golden disk (builds are deterministic):
        * keep it as this node's template before the guest writes to it. */
-      if (rootfs_golden_save_ex (rt->rootfs, key, c->disk, false, err) < 0)
+      if (rootfs_golden_save_ex (env->rootfs, key, c->disk, false, err) < 0)
         return ate_error_wrap (err, "keep the rebuilt rootfs of %s as the golden template",
                                c->name);
     }
@@ -263,7 +265,7 @@ actor_disks_for_restore (struct actor_runtime *rt, struct actor *a, const char *
 }
 
 int
-actor_disks_save_golden (struct actor_runtime *rt, struct actor *a, const char *checkpoint_dir,
+actor_disk_save_golden (const struct actor_env *env, struct actor *a, const char *checkpoint_dir,
                          struct ate_error **err)
 {
   for (size_t i = 0; i < a->n_ctrs; i++)
@@ -274,16 +276,16 @@ actor_disks_save_golden (struct actor_runtime *rt, struct actor *a, const char *
        * booted again).  Restored activations never change it: their disks
        * hold writes the lineage's snapshots do not know about. */
       if (!a->restored
-          && rootfs_golden_save_ex (rt->rootfs, key, a->ctrs[i].disk, true, err) < 0)
+          && rootfs_golden_save_ex (env->rootfs, key, a->ctrs[i].disk, true, err) < 0)
         return ate_error_wrap (err, "save the golden rootfs template of %s", a->ctrs[i].name);
-      if (!rootfs_golden_exists (rt->rootfs, key))
+      if (!rootfs_golden_exists (env->rootfs, key))
         continue;
-      if (i == 0 && rootfs_golden_link_into (rt->rootfs, key, a->dir, err) < 0)
+      if (i == 0 && rootfs_golden_link_into (env->rootfs, key, a->dir, err) < 0)
         return ate_error_wrap (err, "link the golden rootfs into the actor directory");
-      if (rt->cfg.ship_golden_disk)
+      if (env->cfg.ship_golden_disk)
         {
           cleanup_free char *name = shipped_name (a, i);
-          if (rootfs_golden_link_as (rt->rootfs, key, checkpoint_dir, name, err) < 0)
+          if (rootfs_golden_link_as (env->rootfs, key, checkpoint_dir, name, err) < 0)
             return ate_error_wrap (err, "add the golden rootfs to the checkpoint files");
         }
     }

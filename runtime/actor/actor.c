@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * RunWorkload, CheckpointWorkload and RestoreWorkload as numbered steps
- * (spec 2.2-2.5, 2.8).  The details live in actor_{state,vm,guest,disk}.c
- * and the runtime modules; every failure rolls back what the call built and
+ * (docs/architecture.md, "The three RPCs"), teardown, rollback and restart
+ * recovery: the top of the actor layers ("Layers").  The details live in
+ * the layers below (vm, guest, disk, netjob over model, state, timing) and
+ * the runtime modules; every failure rolls back what the call built and
  * names the step that failed.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "actor_internal.h"
+#include "actor/actor.h"
+#include "actor/disk.h"
+#include "actor/guest.h"
+#include "actor/model.h"
+#include "actor/netjob.h"
+#include "actor/state.h"
+#include "actor/timing.h"
+#include "actor/vm.h"
 #include "ch/ch.h"
 #include "kata/actorlog.h"
 #include "kata/cleanup.h"
@@ -25,48 +35,105 @@
 #include "util/util.h"
 #include "util/validate.h"
 
-/* ---- timings ---- */
-
-void
-actor_timing_init (struct actor_timing *t)
+struct actor_runtime
 {
-  memset (t, 0, sizeof (*t));
-  t->start_ns = ate_now_ns ();
-  t->steps = json_object_new_object ();
+  struct actor_env env;
+
+  /* The one activation this worker runs (network state is per pod).  The
+   * server serialises the RPCs (server/service.c), so no lock here. */
+  struct actor *running;
+
+  /* The network cleanup a checkpoint left running in the background. */
+  struct actor_netjob_cleanup net_cleanup;
+};
+
+/* ---- teardown ---- */
+
+/* Stop the guest side (agent connection, VMM, log pumps), then remove the
+ * sandbox state.  Collects errors, never fails half-way. */
+static int
+teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+{
+  struct ate_error *e = NULL;
+  int ret = 0;
+
+  /* Closing the agent connection ends the log pumps (their reads fail). */
+  actor_guest_disconnect (a);
+  actor_vm_stop (a);
+  actor_guest_release (a);
+  if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, &e) < 0)
+    {
+      ret = -1;
+      ate_error_make (err, e ? e->status : 0, "clean up the sandbox state: %s",
+                      e ? e->msg : "unknown");
+      ate_error_release (&e);
+    }
+  return ret;
 }
 
-void
-actor_timing_step (struct actor_timing *t, const char *step, int64_t *mark)
+/* ---- restart recovery (docs/architecture.md, "Restart recovery") ---- */
+
+static void
+recover_one (struct actor_runtime *rt, const char *path)
 {
-  int64_t now = ate_now_ns ();
-  if (t == NULL)
+  cleanup_json struct json_object *o = NULL;
+  cleanup_error struct ate_error *err = NULL;
+  struct actor *a;
+  pid_t pid = 0;
+  unsigned long long st = 0;
+
+  if (ate_json_parse_file (path, ACTOR_STATE_MAX, &o, &err) < 0)
+    {
+      ate_log (ATE_LOG_WARN, "ignoring an unreadable actor state file", "path", path, "error",
+               err->msg, NULL);
+      return;
+    }
+  a = actor_state_parse (&rt->env, o, &pid, &st);
+  if (a == NULL)
+    {
+      ate_log (ATE_LOG_WARN, "ignoring an invalid actor state file", "path", path, NULL);
+      return;
+    }
+  if (rt->running == NULL && pid > 0
+      && ch_vmm_attach (pid, st, a->api_socket, &a->vmm, &err) == 0)
+    {
+      ate_log (ATE_LOG_INFO, "recovered a running actor after a restart", "actor_id", a->id,
+               "api_socket", a->api_socket, NULL);
+      rt->running = a;
+      /* Its logs went to the old process; read them again if the agent
+       * answers quickly. */
+      actor_guest_reconnect (&rt->env, a, NULL, ate_deadline_in_ms (3000));
+      return;
+    }
+  ate_log (ATE_LOG_WARN, "cleaning up after an actor whose VMM is gone", "actor_id", a->id,
+           "error", err ? err->msg : "another actor is running", NULL);
+  ate_error_release (&err);
+  if (teardown (rt, a, &err) < 0)
+    ate_error_log_warning_and_release (&err, "cleanup after restart");
+  if (net_actor_cleanup (rt->env.net, &err) < 0)
+    ate_error_log_warning_and_release (&err, "network cleanup after restart");
+  actor_free (a);
+}
+
+/* Re-attach to (or clean up after) what an earlier server process left
+ * running, from the state files under the run dir. */
+static void
+recover (struct actor_runtime *rt)
+{
+  cleanup_dir DIR *d = opendir (rt->env.cfg.paths.run_dir);
+  struct dirent *de;
+
+  if (d == NULL)
     return;
-  cleanup_free char *key = xasprintf ("%s_ms", step);
-  json_object_object_add (t->steps, key, ate_json_new_ms ((double) (now - *mark) / 1e6));
-  *mark = now;
-}
-
-void
-actor_timing_log (struct actor_timing *t, const struct actor *a, const char *msg)
-{
-  double total = (double) (ate_now_ns () - t->start_ns) / 1e6;
-  double vmm = (double) t->vmm_ns / 1e6, agent = (double) t->agent_ns / 1e6;
-  struct json_object *o = json_object_new_object ();
-
-  json_object_object_add (o, "actor_id", json_object_new_string (a->id));
-  json_object_object_add (o, "total_ms", ate_json_new_ms (total));
-  json_object_object_add (o, "vmm_wait_ms", ate_json_new_ms (vmm));
-  json_object_object_add (o, "agent_wait_ms", ate_json_new_ms (agent));
-  json_object_object_add (o, "own_ms", ate_json_new_ms (total - vmm - agent));
-  json_object_object_add (o, "steps", json_object_get (t->steps));
-  ate_log_obj (ATE_LOG_INFO, msg, o);
-}
-
-void
-actor_timing_release (struct actor_timing *t)
-{
-  json_object_put (t->steps);
-  t->steps = NULL;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (de->d_name[0] == '.')
+        continue;
+      cleanup_free char *path = xasprintf ("%s/%s/%s", rt->env.cfg.paths.run_dir, de->d_name,
+                                           ACTOR_STATE_FILE);
+      if (ate_is_regular_file (path))
+        recover_one (rt, path);
+    }
 }
 
 /* ---- runtime ---- */
@@ -89,16 +156,16 @@ actor_runtime_new (const struct actor_runtime_config *cfg, struct actor_runtime 
   struct net_config nc = { 0 };
   struct rootfs_config rc;
 
-  rt->cfg = *cfg;
-  rt->arch = xstrdup (machine_arch ());
-  rt->labels_key = actorlog_labels_key (cfg->detect_gce && actorlog_on_gce (NULL));
+  rt->env.cfg = *cfg;
+  rt->env.arch = xstrdup (machine_arch ());
+  rt->env.labels_key = actorlog_labels_key (cfg->detect_gce && actorlog_on_gce (NULL));
 
   netns_name = ate_path_netns_name (&cfg->paths);
   nc.netns_dir = cfg->paths.netns_dir;
   nc.netns_name = netns_name;
   nc.ingress_ports = cfg->ingress_ports;
   nc.n_ingress_ports = cfg->n_ingress_ports;
-  if (net_ctx_new (&nc, &rt->net, err) < 0)
+  if (net_ctx_new (&nc, &rt->env.net, err) < 0)
     {
       actor_runtime_free (rt);
       return ate_error_wrap (err, "create the interior network namespace %s", netns_name);
@@ -106,12 +173,12 @@ actor_runtime_new (const struct actor_runtime_config *cfg, struct actor_runtime 
   rootfs_config_init (&rc);
   rc.base_path = cfg->paths.base;
   rc.cache_max_bytes = cfg->rootfs_cache_max_bytes;
-  if (rootfs_manager_new (&rc, &rt->rootfs, err) < 0)
+  if (rootfs_manager_new (&rc, &rt->env.rootfs, err) < 0)
     {
       actor_runtime_free (rt);
       return ate_error_wrap (err, "start the rootfs manager");
     }
-  actor_state_recover (rt);
+  recover (rt);
   *out = rt;
   return 0;
 }
@@ -123,42 +190,27 @@ actor_runtime_free (struct actor_runtime *rt)
 
   if (rt == NULL)
     return;
-  actor_net_cleanup_join (rt);
+  actor_netjob_cleanup_join (&rt->net_cleanup);
   if (rt->running)
     {
       /* Shutting down with an actor that was never checkpointed: it cannot
        * outlive the worker pod anyway; release everything it holds. */
       ate_log (ATE_LOG_WARN, "stopping an actor that was not checkpointed", "actor_id",
                rt->running->id, NULL);
-      if (actor_teardown (rt, rt->running, &err) < 0)
+      if (teardown (rt, rt->running, &err) < 0)
         ate_error_log_warning_and_release (&err, "teardown at shutdown");
-      if (net_actor_cleanup (rt->net, &err) < 0)
+      if (net_actor_cleanup (rt->env.net, &err) < 0)
         ate_error_log_warning_and_release (&err, "network cleanup at shutdown");
       actor_free (rt->running);
     }
-  rootfs_manager_free (rt->rootfs);
+  rootfs_manager_free (rt->env.rootfs);
   /* An orderly shutdown releases the interior namespace too (a crashed
    * server leaves it for its successor, which reuses it). */
-  if (rt->net && net_ctx_destroy_netns (rt->net, &err) < 0)
+  if (rt->env.net && net_ctx_destroy_netns (rt->env.net, &err) < 0)
     ate_error_log_warning_and_release (&err, "interior network namespace not removed");
-  net_ctx_free (rt->net);
-  free (rt->arch);
+  net_ctx_free (rt->env.net);
+  free (rt->env.arch);
   free (rt);
-}
-
-const char *
-actor_request_asset (const struct actor_request *req, const char *name)
-{
-  for (size_t i = 0; i < req->n_assets; i++)
-    if (strcmp (req->assets[i].name, name) == 0)
-      return req->assets[i].path;
-  return NULL;
-}
-
-static const char *
-ch_binary (const struct actor_runtime *rt, const struct actor_request *req)
-{
-  return actor_request_asset (req, "cloud-hypervisor") ?: rt->cfg.ch_binary;
 }
 
 static int
@@ -184,9 +236,9 @@ reap_dead_actor (struct actor_runtime *rt)
     return;
   ate_log (ATE_LOG_ERROR, "cloud-hypervisor exited: the actor is lost, releasing it", "actor_id",
            a->id, "api_socket", a->api_socket, NULL);
-  if (actor_teardown (rt, a, &err) < 0)
+  if (teardown (rt, a, &err) < 0)
     ate_error_log_warning_and_release (&err, "teardown of a dead actor");
-  if (net_actor_cleanup (rt->net, &err) < 0)
+  if (net_actor_cleanup (rt->env.net, &err) < 0)
     ate_error_log_warning_and_release (&err, "network cleanup of a dead actor");
   rt->running = NULL;
   actor_free (a);
@@ -211,117 +263,20 @@ static void
 rollback (struct actor_runtime *rt, struct actor *a, bool net_up)
 {
   cleanup_error struct ate_error *err = NULL;
-  if (actor_teardown (rt, a, &err) < 0)
+  if (teardown (rt, a, &err) < 0)
     ate_error_log_warning_and_release (&err, "rollback: teardown");
-  if (net_up && net_actor_cleanup (rt->net, &err) < 0)
+  if (net_up && net_actor_cleanup (rt->env.net, &err) < 0)
     ate_error_log_warning_and_release (&err, "rollback: network cleanup");
   actor_free (a);
 }
 
-/* ---- the actor network, set up in parallel ----
- *
- * The veth pair and the nftables table do not depend on the disks or the
- * VMM, and their kernel work (an RCU grace period per nftables commit) is
- * most of an activation's own time: they are built on a thread while the
- * disks are prepared and cloud-hypervisor starts, and joined before the
- * first tap is needed. */
-
-struct net_job
-{
-  struct actor_runtime *rt;
-  pthread_t thread;
-  bool started;
-  int r;
-  int64_t ns;
-  struct net_actor_info info;
-  struct ate_error *err;
-};
-
-static void *
-net_job_main (void *arg)
-{
-  struct net_job *j = arg;
-  int64_t t0 = ate_now_ns ();
-  j->r = net_actor_setup (j->rt->net, &j->info, &j->err);
-  j->ns = ate_now_ns () - t0;
-  return NULL;
-}
-
-static void
-net_job_start (struct net_job *j, struct actor_runtime *rt)
-{
-  actor_net_cleanup_join (rt);
-  memset (j, 0, sizeof (*j));
-  j->rt = rt;
-  if (pthread_create (&j->thread, NULL, net_job_main, j) == 0)
-    j->started = true;
-  else
-    net_job_main (j); /* no thread: do it here */
-}
-
-/* Wait for the setup; true when it built the network (even if the caller
- * then fails and must clean it up). */
-static int
-net_job_join (struct net_job *j, struct actor_timing *t, struct ate_error **err)
-{
-  if (j->started)
-    pthread_join (j->thread, NULL);
-  j->started = false;
-  if (t)
-    json_object_object_add (t->steps, "network_ms", ate_json_new_ms ((double) j->ns / 1e6));
-  if (j->r < 0)
-    {
-      ate_error_wrap (&j->err, "network setup");
-      if (err)
-        *err = steal_pointer (&j->err);
-      ate_error_release (&j->err);
-      return -1;
-    }
-  return 0;
-}
-
-/* ---- network cleanup after a checkpoint, in the background ----
- *
- * Deleting the veth pair waits for RCU grace periods (~60 ms here), which a
- * CheckpointWorkload would otherwise pay before it answers.  Nothing needs
- * the network gone before the next activation, which joins the cleanup
- * first (as does shutdown). */
-
-static void *
-net_cleanup_main (void *arg)
-{
-  struct actor_runtime *rt = arg;
-  cleanup_error struct ate_error *err = NULL;
-  if (net_actor_cleanup (rt->net, &err) < 0)
-    ate_error_log_warning_and_release (&err, "network cleanup after checkpoint");
-  return NULL;
-}
-
-static void
-net_cleanup_start (struct actor_runtime *rt)
-{
-  if (pthread_create (&rt->net_cleanup, NULL, net_cleanup_main, rt) == 0)
-    rt->net_cleanup_pending = true;
-  else
-    net_cleanup_main (rt);
-}
-
-void
-actor_net_cleanup_join (struct actor_runtime *rt)
-{
-  if (!rt->net_cleanup_pending)
-    return;
-  pthread_join (rt->net_cleanup, NULL);
-  rt->net_cleanup_pending = false;
-}
-
-/* ---- RunWorkload (spec 2.2, 2.5) ---- */
+/* ---- RunWorkload ---- */
 
 static int
 run_shape_specs (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 {
   for (size_t i = 0; i < a->n_ctrs; i++)
-    if (kata_spec_shape (a->ctrs[i].bundle, a->id, net_ctx_netns_path (rt->net),
+    if (kata_spec_shape (a->ctrs[i].bundle, a->id, net_ctx_netns_path (rt->env.net),
                          &a->ctrs[i].spec, err)
         < 0)
       return ate_error_wrap (err, "prepare the OCI spec of container %s", a->ctrs[i].name);
@@ -333,7 +288,7 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
            struct ate_error **err)
 {
   struct actor_timing t;
-  struct net_job nj = { 0 };
+  struct actor_netjob nj = { 0 };
   struct actor *a;
   bool net_up = false;
   int64_t mark;
@@ -349,40 +304,40 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
         }
       return busy (rt, "RunWorkload", err);
     }
-  a = actor_new (rt, req);
+  a = actor_new (&rt->env, req);
   actor_timing_init (&t);
   mark = t.start_ns;
-  actor_event (rt, a, "Actor starting");
+  actor_event (&rt->env, a, "Actor starting");
   actor_marker_remove (a->dir);
-  if (actor_check_bundles (a, err) < 0)
+  if (actor_disk_check_bundles (a, err) < 0)
     goto fail;
 
   /* 1. network (on its own thread, joined at step 5) */
-  net_job_start (&nj, rt);
+  actor_netjob_start (&nj, rt->env.net, &rt->net_cleanup);
   net_up = true;
   /* 2. OCI specs, 3. rootfs disks (built detached from the deadline) */
-  if (run_shape_specs (rt, a, err) < 0 || actor_disks_for_run (rt, a, deadline, err) < 0)
+  if (run_shape_specs (rt, a, err) < 0 || actor_disk_prepare_run (&rt->env, a, deadline, err) < 0)
     goto fail;
   actor_timing_step (&t, "disks", &mark);
   /* 4. stale sandbox state, VMM, vm.create */
-  if (kata_sandbox_cleanup (&rt->cfg.paths, a->id, err) < 0)
+  if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, err) < 0)
     {
       ate_error_wrap (err, "remove stale sandbox state");
       goto fail;
     }
-  if (actor_vm_launch (a, ch_binary (rt, req), ACTOR_API_SOCKET, &t, deadline, err) < 0
-      || actor_vm_create (rt, a, req, &t, deadline, err) < 0)
+  if (actor_vm_launch (a, ACTOR_API_SOCKET, &t, deadline, err) < 0
+      || actor_vm_create (&rt->env, a, &t, deadline, err) < 0)
     goto fail;
   /* 5. network joined: tap + vm.add-net, vm.boot */
-  if (net_job_join (&nj, &t, err) < 0)
+  if (actor_netjob_join (&nj, &t, err) < 0)
     {
       net_up = false; /* a failed setup removed what it built */
       goto fail;
     }
-  if (actor_vm_add_net_boot (rt, a, &t, deadline, err) < 0)
+  if (actor_vm_add_net_boot (&rt->env, a, &t, deadline, err) < 0)
     goto fail;
   /* 6. guest: agent, sandbox, guest network, containers, log forwarding */
-  if (actor_guest_start (rt, a, &t, deadline, err) < 0)
+  if (actor_guest_start (&rt->env, a, &t, deadline, err) < 0)
     goto fail;
   /* 7. readiness */
   if (actor_guest_readyz (a, &t, deadline, err) < 0)
@@ -390,27 +345,27 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
   if (actor_state_save (a, err) < 0)
     goto fail;
   rt->running = a;
-  actor_event (rt, a, "Actor started");
+  actor_event (&rt->env, a, "Actor started");
   actor_timing_log (&t, a, "RunWorkload timings");
   actor_timing_release (&t);
   return 0;
 
 fail:
   if (nj.started)
-    net_job_join (&nj, NULL, NULL);
+    actor_netjob_join (&nj, NULL, NULL);
   ate_error_wrap (err, "RunWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
   actor_timing_release (&t);
   rollback (rt, a, net_up);
   return -1;
 }
 
-/* ---- CheckpointWorkload (spec 2.3) ---- */
+/* ---- CheckpointWorkload ---- */
 
 static int
 checkpoint_not_running (struct actor_runtime *rt, const struct actor_request *req, char ***files,
                         struct ate_error **err)
 {
-  cleanup_free char *dir = ate_path_actor (&rt->cfg.paths, req->ns, req->tmpl, req->id);
+  cleanup_free char *dir = ate_path_actor (&rt->env.cfg.paths, req->ns, req->tmpl, req->id);
   char **done = actor_marker_match (dir);
 
   /* A retry after a checkpoint that succeeded (the upload failed upstream)
@@ -462,13 +417,13 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
 
   actor_timing_init (&t);
   mark = t.start_ns;
-  actor_event (rt, a, "Actor checkpointing");
+  actor_event (&rt->env, a, "Actor checkpointing");
   actor_marker_remove (a->dir);
-  dir = ate_path_actor_sub (&rt->cfg.paths, a->ns, a->tmpl, a->id, "checkpoint-state");
+  dir = ate_path_actor_sub (&rt->env.cfg.paths, a->ns, a->tmpl, a->id, "checkpoint-state");
 
   /* 1. pause, base-id, snapshot, merge an on-demand delta.  A failure leaves
    * the VM paused and running: a retry continues from here. */
-  if (actor_vm_checkpoint (rt, a, dir, &t, deadline, err) < 0)
+  if (actor_vm_checkpoint (a, dir, &t, deadline, err) < 0)
     {
       bool dead = vmm_died (a);
       actor_timing_release (&t);
@@ -486,7 +441,7 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
       return -1;
     }
   /* 2. the lineage's golden disk template */
-  if (actor_disks_save_golden (rt, a, dir, &warn) < 0)
+  if (actor_disk_save_golden (&rt->env, a, dir, &warn) < 0)
     ate_error_log_warning_and_release (&warn, "golden rootfs template not saved");
   actor_timing_step (&t, "golden", &mark);
   /* 3. the files written */
@@ -498,12 +453,12 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
   if (actor_marker_write (a->dir, list, &warn) < 0)
     ate_error_log_warning_and_release (&warn, "checkpoint marker not written");
   /* 4. teardown (failures only logged: the snapshot is complete) */
-  if (actor_teardown (rt, a, &warn) < 0)
+  if (teardown (rt, a, &warn) < 0)
     ate_error_log_warning_and_release (&warn, "teardown after checkpoint");
-  net_cleanup_start (rt);
+  actor_netjob_cleanup_start (&rt->net_cleanup, rt->env.net);
   actor_timing_step (&t, "teardown", &mark);
   rt->running = NULL;
-  actor_event (rt, a, "Actor checkpointed");
+  actor_event (&rt->env, a, "Actor checkpointed");
   actor_timing_log (&t, a, "CheckpointWorkload timings");
   actor_timing_release (&t);
   actor_free (a);
@@ -511,7 +466,7 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
   return 0;
 }
 
-/* ---- RestoreWorkload (spec 2.4) ---- */
+/* ---- RestoreWorkload ---- */
 
 static int
 restore_read_base_id (struct actor *a, const char *restore_dir, struct ate_error **err)
@@ -569,12 +524,12 @@ restore_prepare (struct actor_runtime *rt, struct actor *a, const char *restore_
                                 "no snapshot in `%s` (config.json is missing): atelet "
                                 "downloads the snapshot files before the call",
                                 restore_dir);
-  if (kata_sandbox_cleanup (&rt->cfg.paths, a->id, err) < 0)
+  if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, err) < 0)
     return ate_error_wrap (err, "remove stale sandbox state");
   if (restore_read_base_id (a, restore_dir, err) < 0 || restore_rewrite_config (a, restore_dir, err) < 0)
     return -1;
   actor_timing_step (t, "config", &mark);
-  if (actor_disks_for_restore (rt, a, restore_dir, deadline, err) < 0)
+  if (actor_disk_prepare_restore (&rt->env, a, restore_dir, deadline, err) < 0)
     return -1;
   actor_timing_step (t, "disks", &mark);
   return 0;
@@ -585,7 +540,7 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
                ate_deadline_t deadline, struct ate_error **err)
 {
   struct actor_timing t;
-  struct net_job nj = { 0 };
+  struct actor_netjob nj = { 0 };
   cleanup_free char *restore_dir = NULL;
   struct actor *a;
   bool net_up = false;
@@ -593,44 +548,44 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
   reap_dead_actor (rt);
   if (rt->running)
     return busy (rt, "RestoreWorkload", err);
-  a = actor_new (rt, req);
+  a = actor_new (&rt->env, req);
   a->restored = true;
   actor_timing_init (&t);
-  actor_event (rt, a, "Actor restoring");
+  actor_event (&rt->env, a, "Actor restoring");
   actor_marker_remove (a->dir);
-  restore_dir = ate_path_actor_sub (&rt->cfg.paths, a->ns, a->tmpl, a->id, "restore-state");
+  restore_dir = ate_path_actor_sub (&rt->env.cfg.paths, a->ns, a->tmpl, a->id, "restore-state");
 
   /* 1. snapshot config, base-id, disks reset to golden (or rebuilt); the
    * network is built meanwhile on its own thread */
   if (restore_prepare (rt, a, restore_dir, &t, deadline, err) < 0)
     goto fail;
-  net_job_start (&nj, rt);
+  actor_netjob_start (&nj, rt->env.net, &rt->net_cleanup);
   net_up = true;
   /* 2. VMM */
-  if (actor_vm_launch (a, ch_binary (rt, req), ACTOR_API_SOCKET_RESTORE, &t, deadline, err) < 0)
+  if (actor_vm_launch (a, ACTOR_API_SOCKET_RESTORE, &t, deadline, err) < 0)
     goto fail;
   /* 3. network joined: taps, vm.restore with the tap fds, vm.resume */
-  if (net_job_join (&nj, &t, err) < 0)
+  if (actor_netjob_join (&nj, &t, err) < 0)
     {
       net_up = false;
       goto fail;
     }
-  if (actor_vm_restore (rt, a, restore_dir, &t, deadline, err) < 0)
+  if (actor_vm_restore (&rt->env, a, restore_dir, &t, deadline, err) < 0)
     goto fail;
   /* 4. readiness */
   if (actor_guest_readyz (a, &t, deadline, err) < 0)
     goto fail;
   rt->running = a;
   /* 5. log forwarding on a new agent connection (best effort) */
-  actor_guest_reconnect (rt, a, &t, deadline);
-  actor_event (rt, a, "Actor restored");
+  actor_guest_reconnect (&rt->env, a, &t, deadline);
+  actor_event (&rt->env, a, "Actor restored");
   actor_timing_log (&t, a, "RestoreWorkload timings");
   actor_timing_release (&t);
   return 0;
 
 fail:
   if (nj.started)
-    net_job_join (&nj, NULL, NULL);
+    actor_netjob_join (&nj, NULL, NULL);
   ate_error_wrap (err, "RestoreWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
   actor_timing_release (&t);
   rollback (rt, a, net_up);
