@@ -16,6 +16,7 @@
 
 #include "actor/actor.h"
 #include "options.h"
+#include "reflection.h"
 #include "rpc.h"
 #include "service.h"
 #include "util/error.h"
@@ -76,8 +77,10 @@ main (int argc, char **argv)
   struct actor_runtime *rt = NULL;
   struct service *svc;
   struct rpc_server *server = NULL;
-  const struct rpc_method *methods;
-  size_t n_methods;
+  struct reflection *refl;
+  const struct rpc_method *svc_methods, *refl_methods;
+  struct rpc_method methods[16];
+  size_t n_methods, n_svc_methods, n_refl_methods;
   enum ate_log_level level = ATE_LOG_INFO;
   pthread_t sig_thread;
   cleanup_free char *ateom_dir = NULL;
@@ -155,9 +158,18 @@ main (int argc, char **argv)
 
   grpc_init ();
   svc = service_new (rt);
-  methods = service_methods (svc, &n_methods);
+  svc_methods = service_methods (svc, &n_svc_methods);
+  refl = reflection_new (ate_served_descriptors, ate_served_descriptors_len, svc_methods,
+                         n_svc_methods);
+  refl_methods = reflection_methods (refl, &n_refl_methods);
+  if (n_svc_methods + n_refl_methods > ATE_N_ELEMENTS (methods))
+    abort ();
+  memcpy (methods, svc_methods, n_svc_methods * sizeof (*methods));
+  memcpy (methods + n_svc_methods, refl_methods, n_refl_methods * sizeof (*methods));
+  n_methods = n_svc_methods + n_refl_methods;
   if (rpc_server_start (socket_path, methods, n_methods, &server, &err) < 0)
     {
+      reflection_free (refl);
       service_free (svc);
       actor_runtime_free (rt);
       grpc_shutdown_blocking ();
@@ -176,6 +188,7 @@ main (int argc, char **argv)
   if (rpc_server_abandoned (server))
     _exit (0);
   rpc_server_free (server);
+  reflection_free (refl);
   service_free (svc);
   actor_runtime_free (rt);
   grpc_shutdown_blocking ();

@@ -60,6 +60,7 @@ struct rpc_call
   bool finished;        /* the final batch has completed */
   struct ate_cancel cancel;
   bool sent_initial_md;
+  bool stream; /* counted in rpc_server.streams */
   const struct rpc_method *method;
   ate_deadline_t deadline;
   int64_t start_ns;
@@ -77,6 +78,7 @@ struct rpc_server
   pthread_cond_t cond;
   size_t inflight;      /* calls between arrival and their final batch completing */
   size_t workers;       /* handler threads running */
+  size_t streams;       /* streams among the calls in flight */
   bool shutting_down;
   bool abandoned;       /* handlers did not return after cancellation */
   int64_t cancel_at_ns; /* monotonic time to cancel remaining calls */
@@ -140,7 +142,7 @@ call_finish (struct rpc_call *c, grpc_status_code code, const char *message,
       ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
       c->sent_initial_md = true;
     }
-  if (code == GRPC_STATUS_OK)
+  if (code == GRPC_STATUS_OK && !c->stream)
     {
       grpc_slice sl = grpc_slice_from_copied_buffer ((const char *) resp, resp_len);
       c->send = grpc_raw_byte_buffer_create (&sl, 1);
@@ -182,6 +184,19 @@ call_finish (struct rpc_call *c, grpc_status_code code, const char *message,
     }
 }
 
+/* Close the call with the status of a failed handler. */
+static void
+call_finish_error (struct rpc_call *c, const struct ate_error *err)
+{
+  enum ate_code code = ate_error_code (err);
+  const char *msg = err ? err->msg : "unknown error";
+  cleanup_free char *full = NULL;
+
+  if (code == ATE_CODE_INTERNAL)
+    msg = full = xasprintf ("internal server error: %s", msg);
+  call_finish (c, (grpc_status_code) code, msg, NULL, 0);
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -208,14 +223,7 @@ worker_main (void *arg)
                           c->deadline, &c->cancel, &resp, &resp_len, &err);
   grpc_slice_unref (req);
   if (r < 0)
-    {
-      enum ate_code code = ate_error_code (err);
-      const char *msg = err ? err->msg : "unknown error";
-      cleanup_free char *full = NULL;
-      if (code == ATE_CODE_INTERNAL)
-        msg = full = xasprintf ("internal server error: %s", msg);
-      call_finish (c, (grpc_status_code) code, msg, NULL, 0);
-    }
+    call_finish_error (c, err);
   else
     call_finish (c, GRPC_STATUS_OK, "", resp, resp_len);
   free (resp);
@@ -257,16 +265,25 @@ on_new_call (struct rpc_call *c, bool ok)
 
   pthread_mutex_lock (&s->lock);
   s->inflight++;
-  size_t inflight = s->inflight;
+  size_t inflight = s->inflight - s->streams;
+  size_t streams = s->streams;
+  bool too_many = c->method != NULL
+                  && (c->method->stream ? streams >= RPC_MAX_STREAMS : inflight > RPC_MAX_INFLIGHT);
+  if (c->method != NULL && c->method->stream && !too_many)
+    {
+      c->stream = true;
+      s->streams++;
+    }
   pthread_mutex_unlock (&s->lock);
 
   memset (ops, 0, sizeof (ops));
-  if (c->method == NULL || inflight > RPC_MAX_INFLIGHT)
+  if (c->method == NULL || too_many)
     {
       grpc_status_code code = c->method ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNIMPLEMENTED;
       cleanup_free char *m = slice_to_str (c->details.method);
-      cleanup_free char *msg = c->method ? xasprintf ("too many calls in flight (%zu)", inflight)
-                                         : xasprintf ("unknown method %s", m);
+      cleanup_free char *msg = c->method == NULL ? xasprintf ("unknown method %s", m)
+                               : c->method->stream ? xasprintf ("too many streams open (%zu)", streams)
+                                                   : xasprintf ("too many calls in flight (%zu)", inflight);
       ate_log (ATE_LOG_WARN, "Reject RPC", "method", m, "error", msg, NULL);
       call_finish (c, code, msg, NULL, 0);
       return;
@@ -283,6 +300,65 @@ on_new_call (struct rpc_call *c, bool ok)
     }
 }
 
+/* A stream's message arrived (or the client closed its side): answer it
+ * and wait for the next one. */
+static void
+on_stream_message (struct rpc_call *c, bool ok)
+{
+  cleanup_error struct ate_error *err = NULL;
+  grpc_byte_buffer_reader reader;
+  grpc_slice req;
+  grpc_op ops[2];
+  uint8_t *resp = NULL;
+  size_t resp_len = 0;
+  int r;
+
+  if (c->send)
+    {
+      grpc_byte_buffer_destroy (c->send);
+      c->send = NULL;
+    }
+  if (!ok)
+    {
+      call_finish (c, GRPC_STATUS_CANCELLED, "stream cancelled", NULL, 0);
+      return;
+    }
+  if (c->recv == NULL)
+    {
+      call_finish (c, GRPC_STATUS_OK, "", NULL, 0);
+      return;
+    }
+  grpc_byte_buffer_reader_init (&reader, c->recv);
+  req = grpc_byte_buffer_reader_readall (&reader);
+  grpc_byte_buffer_reader_destroy (&reader);
+  grpc_byte_buffer_destroy (c->recv);
+  c->recv = NULL;
+  r = c->method->handler (c->method->ctx, GRPC_SLICE_START_PTR (req), GRPC_SLICE_LENGTH (req),
+                          c->deadline, &c->cancel, &resp, &resp_len, &err);
+  grpc_slice_unref (req);
+  if (r < 0)
+    {
+      call_finish_error (c, err);
+      return;
+    }
+  grpc_slice sl = grpc_slice_from_copied_buffer ((const char *) resp, resp_len);
+  free (resp);
+  c->send = grpc_raw_byte_buffer_create (&sl, 1);
+  grpc_slice_unref (sl);
+  memset (ops, 0, sizeof (ops));
+  ops[0].op = GRPC_OP_SEND_MESSAGE;
+  ops[0].data.send_message.send_message = c->send;
+  ops[1].op = GRPC_OP_RECV_MESSAGE;
+  ops[1].data.recv_message.recv_message = &c->recv;
+  c->tag.kind = TAG_RECEIVED;
+  if (grpc_call_start_batch (c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
+    {
+      ate_log (ATE_LOG_ERROR, "grpc_call_start_batch failed on a stream", NULL);
+      call_finish (c, GRPC_STATUS_INTERNAL, "internal server error: cannot continue the stream",
+                   NULL, 0);
+    }
+}
+
 static void
 on_received (struct rpc_call *c, bool ok)
 {
@@ -290,6 +366,11 @@ on_received (struct rpc_call *c, bool ok)
   pthread_attr_t attr;
   pthread_t t;
 
+  if (c->stream)
+    {
+      on_stream_message (c, ok);
+      return;
+    }
   if (!ok)
     {
       call_finish (c, GRPC_STATUS_CANCELLED, "call cancelled before its message arrived", NULL, 0);
@@ -332,9 +413,12 @@ static void
 call_release (struct rpc_call *c)
 {
   struct rpc_server *s = c->server;
+  bool stream = c->stream;
   call_free (c);
   pthread_mutex_lock (&s->lock);
   s->inflight--;
+  if (stream)
+    s->streams--;
   pthread_cond_broadcast (&s->cond);
   pthread_mutex_unlock (&s->lock);
 }

@@ -3,9 +3,10 @@
  * Unary gRPC server over the gRPC C core (no C++).
  *
  * One completion-queue thread accepts calls: request-calls are re-armed as
- * soon as one completes, so concurrency is not capped by them; every call
- * for a known method runs its handler on its own thread; any other method
- * is answered UNIMPLEMENTED at once (the C core alone would leave it hanging
+ * soon as one completes, so concurrency is not capped by them; every unary
+ * call for a known method runs its handler on its own thread (a stream's
+ * short handler runs on the completion-queue thread, once per message);
+ * any other method is answered UNIMPLEMENTED at once (the C core alone would leave it hanging
  * until the client's deadline).
  */
 #ifndef ATE_SERVER_RPC_H
@@ -35,10 +36,18 @@ struct rpc_method
   const char *path; /* "/ateom.Ateom/RunWorkload" */
   rpc_handler handler;
   void *ctx;
+  /* A bidirectional stream in which every request message gets one
+   * response message from handler, called on the completion-queue thread
+   * (it must answer at once, without blocking).  The stream ends OK when
+   * the client closes its side, or with the status of a failing call. */
+  bool stream;
 };
 
 #define RPC_MAX_MESSAGE (4 * 1024 * 1024)
 #define RPC_MAX_INFLIGHT 256
+/* Open streams at a time (they are not counted in RPC_MAX_INFLIGHT, so
+ * idle streams cannot lock the workload RPCs out). */
+#define RPC_MAX_STREAMS 8
 /* After the grace, cancelled handlers get this long to return before the
  * server exits without draining them. */
 #define RPC_CANCEL_WAIT_S 10

@@ -341,10 +341,14 @@ service_new (struct actor_runtime *rt)
   for (size_t i = 0; i < N_WORKLOAD_RPCS; i++)
     {
       svc->workloads[i] = (struct workload_method){ svc, &workload_rpcs[i] };
-      svc->methods[i] = (struct rpc_method){ workload_rpcs[i].path, handle_workload, &svc->workloads[i] };
+      svc->methods[i] = (struct rpc_method){ .path = workload_rpcs[i].path,
+                                             .handler = handle_workload,
+                                             .ctx = &svc->workloads[i] };
     }
   svc->methods[N_WORKLOAD_RPCS]
-      = (struct rpc_method){ "/grpc.health.v1.Health/Check", handle_health_check, svc };
+      = (struct rpc_method){ .path = "/grpc.health.v1.Health/Check",
+                             .handler = handle_health_check,
+                             .ctx = svc };
   return svc;
 }
 

@@ -10,9 +10,12 @@ import time
 import unittest
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from ateomtest import (need_root, Server, go_client, have_go_client, run_request, ateom_pb2, main,
                        bin_path, SANITIZED)
+import health_pb2  # noqa: E402  (generated; ateomtest puts it on the path)
+import reflection_pb2 as R  # noqa: E402
 import subprocess
 
 ASSETS = {"kata-kernel": "/k", "kata-image": "/i", "cloud-hypervisor": "/ch",
@@ -250,6 +253,194 @@ class StartupTest(unittest.TestCase):
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
         finally:
             srv.cleanup()
+
+REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+              "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+SERVICES = ["ateom.Ateom", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"]
+
+
+class ReflectionTest(unittest.TestCase):
+    """gRPC server reflection, as grpcurl uses it: a client that knows no
+    .proto file lists the services, fetches their descriptors and calls them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        log = cls.srv.log()
+        cls.srv.cleanup()
+        if rc != 0:
+            raise AssertionError("server exited %s:\n%s" % (rc, log))
+
+    def reflect(self, requests, path=REFLECTION[0], timeout=10):
+        with self.srv.channel() as ch:
+            fn = ch.stream_stream(path, request_serializer=R.ServerReflectionRequest.SerializeToString,
+                                  response_deserializer=R.ServerReflectionResponse.FromString)
+            return list(fn(iter(requests), timeout=timeout))
+
+    def files(self, response):
+        self.assertEqual(response.WhichOneof("message_response"), "file_descriptor_response",
+                         response)
+        out = []
+        for blob in response.file_descriptor_response.file_descriptor_proto:
+            fd = descriptor_pb2.FileDescriptorProto()
+            fd.ParseFromString(blob)
+            out.append(fd)
+        return out
+
+    def test_list_services_on_both_versions(self):
+        for path in REFLECTION:
+            with self.subTest(path=path):
+                [r] = self.reflect([R.ServerReflectionRequest(host="h", list_services="*")], path)
+                self.assertEqual(r.valid_host, "h")
+                self.assertEqual(r.original_request.list_services, "*")
+                self.assertEqual(sorted(s.name for s in r.list_services_response.service), SERVICES)
+
+    def test_descriptors_are_those_of_the_protos(self):
+        # protoc's Python output leaves out the json_name of fields; the
+        # descriptor set keeps them.  Otherwise they must be the same.
+        def without_json_names(fd):
+            def strip(msgs):
+                for m in msgs:
+                    for f in m.field:
+                        f.ClearField("json_name")
+                    strip(m.nested_type)
+            strip(fd.message_type)
+            return fd
+
+        for request, module in ((dict(file_by_filename="ateom.proto"), ateom_pb2),
+                                (dict(file_containing_symbol="grpc.health.v1.Health"), health_pb2)):
+            [r] = self.reflect([R.ServerReflectionRequest(**request)])
+            [got] = self.files(r)
+            want = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
+            self.assertEqual(without_json_names(got), want)
+
+    def test_symbols(self):
+        cases = {
+            "ateom.Ateom": "ateom.proto",
+            "ateom.Ateom.RunWorkload": "ateom.proto",
+            "ateom.RunWorkloadRequest": "ateom.proto",
+            "ateom.RunWorkloadRequest.actor_id": "ateom.proto",
+            "ateom.RunWorkloadRequest.RuntimeAssetPathsEntry": "ateom.proto",
+            "grpc.health.v1.HealthCheckResponse.ServingStatus": "health.proto",
+            "grpc.health.v1.HealthCheckResponse.SERVING": "health.proto",
+            "grpc.reflection.v1.ServerReflectionRequest.message_request":
+                "grpc/reflection/v1/reflection.proto",
+            "grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo":
+                "grpc/reflection/v1alpha/reflection.proto",
+        }
+        names = list(cases)
+        responses = self.reflect([R.ServerReflectionRequest(file_containing_symbol=n) for n in names])
+        self.assertEqual(len(responses), len(names))
+        for name, r in zip(names, responses):
+            with self.subTest(symbol=name):
+                # Answers come in request order.
+                self.assertEqual(r.original_request.file_containing_symbol, name)
+                self.assertEqual(self.files(r)[0].name, cases[name])
+
+    def test_unknown_names_are_not_found(self):
+        reqs = [R.ServerReflectionRequest(file_containing_symbol=n)
+                for n in ("ateom", "ateom.Nope", "ateom.Ateom.Nope", "ateom.Ateom.RunWorkload.x",
+                          "ateom.RunWorkloadRequestX", "grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING",
+                          "", ".ateom.Ateom")]
+        reqs.append(R.ServerReflectionRequest(file_by_filename="nope.proto"))
+        reqs.append(R.ServerReflectionRequest(file_containing_extension=R.ExtensionRequest(
+            containing_type="ateom.RunWorkloadRequest", extension_number=100)))
+        reqs.append(R.ServerReflectionRequest(all_extension_numbers_of_type="ateom.Ateom"))
+        for req, r in zip(reqs, self.reflect(reqs)):
+            with self.subTest(req=str(req)):
+                self.assertEqual(r.WhichOneof("message_response"), "error_response", r)
+                self.assertEqual(r.error_response.error_code, grpc.StatusCode.NOT_FOUND.value[0])
+                self.assertIn("not found", r.error_response.error_message)
+        [r] = self.reflect([R.ServerReflectionRequest(host="only")])
+        self.assertEqual(r.error_response.error_code, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+
+    def test_extension_numbers(self):
+        [r] = self.reflect([R.ServerReflectionRequest(
+            all_extension_numbers_of_type="ateom.RunWorkloadRequest")])
+        self.assertEqual(r.all_extension_numbers_response.base_type_name, "ateom.RunWorkloadRequest")
+        self.assertEqual(list(r.all_extension_numbers_response.extension_number), [])
+
+    def test_malformed_request_ends_the_stream(self):
+        with self.srv.channel() as ch:
+            fn = ch.stream_stream(REFLECTION[1], request_serializer=lambda b: b,
+                                  response_deserializer=lambda b: b)
+            with self.assertRaises(grpc.RpcError) as cm:
+                list(fn(iter([b"\x22\x64abc"]), timeout=10))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("malformed ServerReflectionRequest", cm.exception.details())
+        self.assertEqual(self.srv.health(), "SERVING")
+
+    def test_client_without_protos_calls_the_server(self):
+        """What grpcurl does: descriptors from reflection only, dynamic
+        messages, real calls."""
+        [r] = self.reflect([R.ServerReflectionRequest(list_services="")])
+        services = [s.name for s in r.list_services_response.service]
+        pool = descriptor_pool.DescriptorPool()
+        added = set()
+        for r in self.reflect([R.ServerReflectionRequest(file_containing_symbol=s) for s in services]):
+            # Imports first, as a descriptor pool needs them.
+            for fd in reversed(self.files(r)):
+                if fd.name not in added:
+                    pool.Add(fd)
+                    added.add(fd.name)
+        for name in services:
+            self.assertTrue(pool.FindServiceByName(name).methods)
+        factory = message_factory.MessageFactory(pool)
+        check = pool.FindServiceByName("grpc.health.v1.Health").FindMethodByName("Check")
+        run = pool.FindServiceByName("ateom.Ateom").FindMethodByName("RunWorkload")
+        req_t, resp_t = (factory.GetPrototype(check.input_type),
+                         factory.GetPrototype(check.output_type))
+        with self.srv.channel() as ch:
+            fn = ch.unary_unary("/%s/%s" % (check.containing_service.full_name, check.name),
+                                request_serializer=req_t.SerializeToString,
+                                response_deserializer=resp_t.FromString)
+            resp = fn(req_t(service="ateom.Ateom"), timeout=10)
+            self.assertEqual(check.output_type.fields_by_name["status"].enum_type
+                             .values_by_number[resp.status].name, "SERVING")
+            req_t = factory.GetPrototype(run.input_type)
+            fn = ch.unary_unary("/%s/%s" % (run.containing_service.full_name, run.name),
+                                request_serializer=req_t.SerializeToString,
+                                response_deserializer=lambda b: b)
+            req = req_t(actor_template_namespace="default", actor_template_name="t", actor_id="../x")
+            req.spec.containers.add(name="c")
+            with self.assertRaises(grpc.RpcError) as cm:
+                fn(req, timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("actor_id", cm.exception.details())
+
+    def test_open_streams_are_bounded_and_do_not_block_rpcs(self):
+        release = threading.Event()
+
+        def idle():
+            yield R.ServerReflectionRequest(list_services="")
+            release.wait(30)
+
+        with self.srv.channel() as ch:
+            fn = ch.stream_stream(REFLECTION[0],
+                                  request_serializer=R.ServerReflectionRequest.SerializeToString,
+                                  response_deserializer=R.ServerReflectionResponse.FromString)
+            streams = [fn(idle(), timeout=30) for _ in range(8)]
+            try:
+                for st in streams:
+                    next(st)  # each is open and answered
+                with self.assertRaises(grpc.RpcError) as cm:
+                    list(fn(iter([R.ServerReflectionRequest(list_services="")]), timeout=10))
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+                self.assertIn("too many streams", cm.exception.details())
+                self.assertEqual(self.srv.health(), "SERVING")
+            finally:
+                release.set()
+                for st in streams:
+                    self.assertEqual(list(st), [])
+        # The slots are free again.
+        [r] = self.reflect([R.ServerReflectionRequest(list_services="")])
+        self.assertEqual(len(r.list_services_response.service), len(SERVICES))
+
 
 class ConfigFileTest(unittest.TestCase):
     """The server configured by files, as an operator does on a cluster."""

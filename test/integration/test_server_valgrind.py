@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The server under valgrind: 1000 calls of every kind (valid health
-checks, invalid requests, malformed messages, unknown methods), then
+checks, invalid requests, malformed messages, unknown methods, reflection
+streams), then
 SIGTERM while calls are still in flight.  No memory errors, no definite or
 indirect leaks, exit status 0."""
 
@@ -36,8 +37,18 @@ class ValgrindTest(unittest.TestCase):
             lock = threading.Lock()
             stop = threading.Event()
 
+            def reflect():
+                # list_services, file_containing_symbol, then a malformed
+                # message that ends the stream.
+                with srv.channel() as ch:
+                    fn = ch.stream_stream(
+                        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                        request_serializer=lambda b: b, response_deserializer=lambda b: b)
+                    list(fn(iter([b"\x3a\x00", b"\x22\x0bateom.Ateom", b"\x22\x64x"]),
+                            timeout=30))
+
             def one(i):
-                k = i % 4
+                k = i % 5
                 try:
                     if k == 0:
                         srv.health(timeout=30)
@@ -45,8 +56,10 @@ class ValgrindTest(unittest.TestCase):
                         srv.call("RunWorkload", run_request(actor="bad/id"), timeout=30)
                     elif k == 2:
                         srv.call_raw("/ateom.Ateom/RunWorkload", b"\x1a\x64x", timeout=30)
-                    else:
+                    elif k == 3:
                         srv.call_raw("/ateom.Ateom/Unknown", b"", timeout=30)
+                    else:
+                        reflect()
                 except grpc.RpcError:
                     pass
 
@@ -68,6 +81,7 @@ class ValgrindTest(unittest.TestCase):
                 while not stop.is_set():
                     one(0)
                     one(1)
+                    one(4)
             bs = [threading.Thread(target=busy) for _ in range(4)]
             for t in bs:
                 t.start()
