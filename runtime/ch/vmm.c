@@ -305,12 +305,8 @@ ch_vmm_stop (struct ch_vmm *vmm, ate_deadline_t deadline, struct ate_error **err
   if (ret < 0)
     {
       ate_proc_kill_and_wait (vmm->proc);
-      ate_error_wrap (&e, "cloud-hypervisor pid %d did not stop; killed",
-                      (int) ate_proc_pid (vmm->proc));
-      if (err)
-        *err = steal_pointer (&e);
-      else
-        ate_error_release (&e);
+      ate_error_collect (err, &e, "cloud-hypervisor pid %d did not stop; killed",
+                         (int) ate_proc_pid (vmm->proc));
     }
 out:
   if (vmm->proc)

@@ -97,10 +97,7 @@ record_failure (struct ate_error **err, struct ate_error **e, const char *what,
 {
   ate_log (ATE_LOG_WARN, "stale sandbox cleanup failed", "step", what, "path", path, "err",
            (*e)->msg, NULL);
-  ate_error_make (err, 0, "%s", (*e)->msg);
-  if (err && *err && (*err)->status == 0)
-    (*err)->status = (*e)->status;
-  ate_error_release (e);
+  ate_error_collect (err, e, NULL);
 }
 
 int

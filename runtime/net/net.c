@@ -95,25 +95,6 @@ fault_take (struct net_ctx *ctx, enum net_fault f)
   return true;
 }
 
-/* Move *from into *into under a context prefix; nothing is dropped. */
-static void
-error_collect (struct ate_error **into, struct ate_error **from,
-               const char *context)
-{
-  if (*from == NULL)
-    return;
-  ate_error_wrap (from, "%s", context);
-  if (into == NULL)
-    ate_error_release (from);
-  else if (*into == NULL)
-    *into = steal_pointer (from);
-  else
-    {
-      ate_error_make (into, 0, "%s", (*from)->msg);
-      ate_error_release (from);
-    }
-}
-
 static int
 run_in (struct net_ctx *ctx, int ns_fd, net_ns_fn fn, void *arg,
         struct ate_error **err)
@@ -326,12 +307,12 @@ job_pod_cleanup (void *arg, struct ate_error **err)
   if (!*keep_nft)
     {
       net_nft_run (net_nft_cleanup_script (), &step);
-      error_collect (err, &step, "while deleting nftables table ip " NET_NFT_TABLE);
+      ate_error_collect (err, &step, "while deleting nftables table ip " NET_NFT_TABLE);
     }
 
   if (net_nl_open (&sk, &step) == 0)
     net_link_delete (sk, NET_HOST_VETH, NULL, &step);
-  error_collect (err, &step, "while deleting " NET_HOST_VETH);
+  ate_error_collect (err, &step, "while deleting " NET_HOST_VETH);
   return *err ? -1 : 0;
 }
 
@@ -349,7 +330,7 @@ job_interior_cleanup (void *arg, struct ate_error **err)
   for (size_t i = 0; i < ATE_N_ELEMENTS (fixed); i++)
     {
       net_link_delete (sk, fixed[i], NULL, &step);
-      error_collect (err, &step, "while deleting the interior veth");
+      ate_error_collect (err, &step, "while deleting the interior veth");
     }
   /* Unlike the reference, taps go now too: after a checkpoint or a failed
    * activation nothing uses them, and a persistent tap would otherwise
@@ -359,9 +340,9 @@ job_interior_cleanup (void *arg, struct ate_error **err)
       if (is_kata_tap_name (*n))
         {
           net_link_delete (sk, *n, NULL, &step);
-          error_collect (err, &step, "while deleting a tap");
+          ate_error_collect (err, &step, "while deleting a tap");
         }
-  error_collect (err, &step, "while listing interior links");
+  ate_error_collect (err, &step, "while listing interior links");
   return *err ? -1 : 0;
 }
 
@@ -371,12 +352,12 @@ cleanup_locked (struct net_ctx *ctx, bool keep_nft, struct ate_error **err)
   struct ate_error *acc = NULL, *step = NULL;
 
   run_in_pod (ctx, job_pod_cleanup, &keep_nft, &step);
-  error_collect (&acc, &step, "in the pod network namespace");
+  ate_error_collect (&acc, &step, "in the pod network namespace");
   run_in_interior (ctx, job_interior_cleanup, ctx, &step);
-  error_collect (&acc, &step, "in the interior network namespace");
+  ate_error_collect (&acc, &step, "in the interior network namespace");
   if (acc == NULL)
     return 0;
-  error_collect (err, &acc, "while cleaning up the actor network");
+  ate_error_collect (err, &acc, "while cleaning up the actor network");
   return -1;
 }
 
@@ -608,7 +589,7 @@ net_actor_setup_mtu (struct net_ctx *ctx, unsigned int guest_mtu, struct net_act
     }
   r = setup_steps (ctx, guest_mtu, info, err);
   if (r < 0 && cleanup_locked (ctx, false, &undo) < 0)
-    error_collect (err, &undo, "and then");
+    ate_error_collect (err, &undo, "and then");
 out:
   pthread_mutex_unlock (&ctx->lock);
   return r;
@@ -655,7 +636,7 @@ tap_rollback (struct nl_sock *sk, int eth0_ifindex, struct tap_job *j,
   if (net_link_delete (sk, j->name, NULL, &step) == 0
       && tap_unhook_eth0 (sk, eth0_ifindex, tap_ifindex, &step) == 0)
     j->built = false;
-  error_collect (err, &step, "and then, while removing the partial tap");
+  ate_error_collect (err, &step, "and then, while removing the partial tap");
 }
 
 /* After a job that built the tap failed to report back (e.g. it could not
@@ -775,7 +756,7 @@ net_tap_create (struct net_ctx *ctx, const char *name, unsigned int queue_pairs,
     {
       struct ate_error *undo = NULL;
       if (run_in_interior (ctx, job_tap_remove, &j, &undo) < 0)
-        error_collect (err, &undo, "and then");
+        ate_error_collect (err, &undo, "and then");
     }
   pthread_mutex_unlock (&ctx->lock);
   if (r < 0)

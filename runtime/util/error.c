@@ -31,23 +31,9 @@ ate_error_vmake (struct ate_error **err, enum ate_code code, int errno_,
   e->code = code;
   e->msg = msg;
 
-  if (err == NULL)
-    {
-      /* Nobody wants the error: do not leak it. */
-      ate_error_free (e);
-      return -1;
-    }
-  if (*err != NULL)
-    {
-      /* An error is already pending: keep the first, append the new one so
-       * nothing is lost. */
-      char *joined = xasprintf ("%s; %s", (*err)->msg, e->msg);
-      free ((*err)->msg);
-      (*err)->msg = joined;
-      ate_error_free (e);
-      return -1;
-    }
-  *err = e;
+  /* An error already pending is kept first and nothing is lost; nobody
+   * wanting the error (err NULL) does not leak it. */
+  ate_error_collect (err, &e, NULL);
   return -1;
 }
 
@@ -99,6 +85,36 @@ ate_error_wrap (struct ate_error **err, const char *fmt, ...)
   free ((*err)->msg);
   (*err)->msg = joined;
   return -1;
+}
+
+void
+ate_error_collect (struct ate_error **into, struct ate_error **from, const char *fmt, ...)
+{
+  if (*from == NULL)
+    return;
+  if (fmt != NULL)
+    {
+      va_list ap;
+      char *ctx = NULL;
+
+      va_start (ap, fmt);
+      if (vasprintf (&ctx, fmt, ap) < 0)
+        ate_oom ();
+      va_end (ap);
+      ate_error_wrap (from, "%s", ctx);
+      free (ctx);
+    }
+  if (into == NULL)
+    ate_error_release (from);
+  else if (*into == NULL)
+    *into = steal_pointer (from);
+  else
+    {
+      char *joined = xasprintf ("%s; %s", (*into)->msg, (*from)->msg);
+      free ((*into)->msg);
+      (*into)->msg = joined;
+      ate_error_release (from);
+    }
 }
 
 void

@@ -8,8 +8,13 @@
  * with *err set to a heap error that carries errno, an optional gRPC status
  * code and a message.  Callers add context with ate_error_wrap(), which
  * prefixes "<context>: " to the message.  The gRPC layer maps the final
- * error to a status (server/status.c).  Library code never prints and
- * continues.
+ * error to a status and sends the message as the status message
+ * (server/rpc.c; the codes are listed in docs/api.md).  Library code never
+ * prints and continues.
+ *
+ * Steps that must all run even when one fails (teardown, cleanup, rollback)
+ * keep every failure with ate_error_collect: each step reports into its own
+ * error, which is then collected into the caller's.
  */
 #ifndef ATE_ERROR_H
 #define ATE_ERROR_H
@@ -66,6 +71,15 @@ int ate_error_vmake (struct ate_error **err, enum ate_code code, int errno_,
  * NULL (then it creates a context-only error). */
 int ate_error_wrap (struct ate_error **err, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
+
+/* Move *from (when set) into *into, the one way to keep several failures.
+ * fmt, when not NULL, first prefixes context to *from as ate_error_wrap
+ * does.  When *into is empty *from becomes it; otherwise its message is
+ * appended to *into's after "; " and *into keeps its code and errno (the
+ * first failure decides the status).  into may be NULL: *from is then
+ * dropped.  *from is NULL afterwards. */
+void ate_error_collect (struct ate_error **into, struct ate_error **from, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 /* Replace the status code (keeps the message). */
 void ate_error_set_code (struct ate_error *err, enum ate_code code);

@@ -66,6 +66,26 @@ test_error_wrap_chain (void **state)
   assert_non_null (strstr (err->msg, "; second"));
   ate_error_free (err);
 
+  /* Collecting: the first failure decides code and errno, every message
+   * is kept in order, the source is always released. */
+  struct ate_error *acc = NULL, *step = NULL;
+  ate_error_collect (&acc, &step, "nothing to collect");
+  assert_null (acc);
+  ate_error_make_code (&step, ATE_CODE_ABORTED, EBUSY, "umount `/a`");
+  ate_error_collect (&acc, &step, "in step %d", 1);
+  assert_null (step);
+  ate_error_make (&step, ETIMEDOUT, "remove `/b`");
+  ate_error_collect (&acc, &step, NULL);
+  assert_null (step);
+  assert_string_equal (acc->msg, "in step 1: umount `/a`: Device or resource busy; "
+                                 "remove `/b`: Connection timed out");
+  assert_int_equal (acc->status, EBUSY);
+  assert_int_equal (ate_error_code (acc), ATE_CODE_ABORTED);
+  ate_error_make (&step, 0, "dropped");
+  ate_error_collect (NULL, &step, "nobody wants it");
+  assert_null (step);
+  ate_error_release (&acc);
+
   assert_string_equal (ate_code_name (ATE_CODE_FAILED_PRECONDITION), "FAILED_PRECONDITION");
   assert_string_equal (ate_code_name (99), "UNKNOWN");
 }
