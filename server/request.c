@@ -266,6 +266,88 @@ request_parse (enum rpc_kind kind, const struct request_fields *f, struct parsed
   return 0;
 }
 
+/* ---- NUL bytes in strings ----
+ *
+ * protobuf-c hands strings over NUL-terminated, so "a1\0../../etc" would
+ * reach us as "a1": the check has to read the wire bytes, where a string is
+ * length-delimited.  Every string field of the message and its sub-messages
+ * (map entries included) is checked; the message has already decoded, so
+ * the walk only needs to be safe, not to validate. */
+
+#define WIRE_MAX_DEPTH 16
+
+static int
+wire_varint (const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+  *v = 0;
+  for (unsigned shift = 0; *p < end && shift < 64; shift += 7)
+    {
+      uint8_t b = *(*p)++;
+      *v |= (uint64_t) (b & 0x7f) << shift;
+      if (!(b & 0x80))
+        return 0;
+    }
+  return -1;
+}
+
+static int
+wire_check (const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end,
+            const char *path, int depth, struct ate_error **err)
+{
+  while (p < end)
+    {
+      uint64_t tag, n = 0;
+      const ProtobufCFieldDescriptor *fd;
+
+      if (wire_varint (&p, end, &tag) < 0)
+        return invalid (err, "%s: malformed protobuf message", path);
+      switch (tag & 7)
+        {
+        case 0:
+          if (wire_varint (&p, end, &n) < 0)
+            return invalid (err, "%s: malformed protobuf message", path);
+          continue;
+        case 1:
+          n = 8;
+          break;
+        case 5:
+          n = 4;
+          break;
+        case 2:
+          if (wire_varint (&p, end, &n) < 0)
+            return invalid (err, "%s: malformed protobuf message", path);
+          break;
+        default:
+          return invalid (err, "%s: unsupported protobuf wire type %u", path,
+                          (unsigned) (tag & 7));
+        }
+      if (n > (uint64_t) (end - p))
+        return invalid (err, "%s: malformed protobuf message", path);
+      fd = (tag & 7) == 2 && tag >> 3 <= UINT32_MAX
+               ? protobuf_c_message_descriptor_get_field (d, (unsigned) (tag >> 3))
+               : NULL;
+      if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr (p, 0, n))
+        return invalid (err, "%s%s%s contains a NUL byte", path, *path ? "." : "", fd->name);
+      if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE)
+        {
+          cleanup_free char *sub = xasprintf ("%s%s%s", path, *path ? "." : "", fd->name);
+          if (depth >= WIRE_MAX_DEPTH)
+            return invalid (err, "%s: messages nested too deeply", sub);
+          if (wire_check (fd->descriptor, p, p + n, sub, depth + 1, err) < 0)
+            return -1;
+        }
+      p += n;
+    }
+  return 0;
+}
+
+int
+request_check_strings (const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                       struct ate_error **err)
+{
+  return wire_check (d, buf, buf + len, "", 0, err);
+}
+
 void
 parsed_request_free (struct parsed_request *p)
 {

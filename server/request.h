@@ -53,6 +53,12 @@ int request_parse (enum rpc_kind kind, const struct request_fields *f,
                    struct parsed_request *out, struct ate_error **err);
 void parsed_request_free (struct parsed_request *p);
 
+/* INVALID_ARGUMENT naming the field when any string field of the encoded
+ * message (sub-messages and map entries included) holds a NUL byte, which
+ * the decoded C string would silently cut (docs/api.md, "Requests"). */
+int request_check_strings (const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                           struct ate_error **err);
+
 /* Helpers to fill request_fields from each message. */
 void request_fields_from_run (const Ateom__RunWorkloadRequest *m, struct request_fields *f);
 void request_fields_from_checkpoint (const Ateom__CheckpointWorkloadRequest *m,

@@ -287,6 +287,14 @@ handle_workload (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadl
       log_rpc (rpc->path, NULL, t0, r, *err, NULL);
       return r;
     }
+  r = request_check_strings (rpc->request, req, len, err);
+  if (r < 0)
+    {
+      /* The record names no identity: the decoded one is cut short. */
+      log_rpc (rpc->path, NULL, t0, r, *err, NULL);
+      protobuf_c_message_free_unpacked (m, NULL);
+      return r;
+    }
   r = workload_fields (rpc->kind, m, &f, err);
   if (r < 0)
     {
@@ -319,6 +327,12 @@ handle_health_check (void *ctx, const uint8_t *req, size_t len, ate_deadline_t d
 
   if (m == NULL)
     return malformed ("HealthCheckRequest", err);
+  if (request_check_strings (&grpc__health__v1__health_check_request__descriptor, req, len, err)
+      < 0)
+    {
+      grpc__health__v1__health_check_request__free_unpacked (m, NULL);
+      return -1;
+    }
   if (m->service[0] != '\0' && strcmp (m->service, "ateom.Ateom") != 0)
     r = ate_error_make_code (err, ATE_CODE_NOT_FOUND, 0, "unknown service %s", m->service);
   grpc__health__v1__health_check_request__free_unpacked (m, NULL);

@@ -114,6 +114,39 @@ class ServerTest(unittest.TestCase):
         self.expect_code(lambda: self.srv.call("RestoreWorkload", req),
                          grpc.StatusCode.INVALID_ARGUMENT, "no containers")
 
+    def test_nul_bytes_are_invalid_argument(self):
+        # protobuf-c cuts a C string at its first NUL: "a1\0../../etc" would
+        # run a1.  Every string field is checked on the wire bytes.
+        def with_readyz(req):
+            req.spec.containers[0].readyz.http_get.port = 8080
+            req.spec.containers[0].readyz.http_get.path = "/ok\0/x"
+            return req
+        cases = [
+            ("RunWorkload", run_request(actor="a1\0../../etc", assets=ASSETS), "actor_id"),
+            ("RunWorkload", run_request(ns="default\0x", assets=ASSETS),
+             "actor_template_namespace"),
+            ("RunWorkload", run_request(tmpl="t\0x", assets=ASSETS), "actor_template_name"),
+            ("RunWorkload", run_request(containers=("c\0x",), assets=ASSETS),
+             "spec.containers.name"),
+            ("RunWorkload", run_request(assets=dict(ASSETS, **{"kata-kernel": "/etc/passwd\0x"})),
+             "runtime_asset_paths.value"),
+            ("RunWorkload", run_request(assets=dict(ASSETS, **{"kata-kernel\0x": "/k"})),
+             "runtime_asset_paths.key"),
+            ("RunWorkload", with_readyz(run_request(assets=ASSETS)),
+             "spec.containers.readyz.http_get.path"),
+            ("CheckpointWorkload",
+             run_request(actor="a1\0evil", cls=ateom_pb2.CheckpointWorkloadRequest), "actor_id"),
+            ("RestoreWorkload",
+             run_request(actor="a1\0evil", assets=ASSETS, cls=ateom_pb2.RestoreWorkloadRequest),
+             "actor_id"),
+        ]
+        for method, req, field in cases:
+            with self.subTest(method=method, field=field):
+                self.expect_code(lambda: self.srv.call(method, req),
+                                 grpc.StatusCode.INVALID_ARGUMENT, field + " contains a NUL byte")
+        self.expect_code(lambda: self.srv.health("\0ateom.Ateom"), grpc.StatusCode.INVALID_ARGUMENT,
+                         "service contains a NUL byte")
+
     def test_unknown_method_is_unimplemented_at_once(self):
         t0 = time.time()
         self.expect_code(lambda: self.srv.call_raw("/ateom.Ateom/Nope", b"", timeout=20),
