@@ -3,11 +3,13 @@
 #include "snapshot_config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/json.h"
+#include "util/log.h"
 #include "util/util.h"
 
 static const char *
@@ -181,4 +183,57 @@ ch_snapshot_net_devices (const char *restore_dir, struct ch_net_device **devs, s
   *devs = out;
   *n = len;
   return 0;
+}
+
+static bool
+nonempty_array (struct json_object *cfg, const char *key)
+{
+  struct json_object *v = NULL;
+  return json_object_object_get_ex (cfg, key, &v) && json_object_is_type (v, json_type_array)
+         && json_object_array_length (v) > 0;
+}
+
+int
+ch_snapshot_check_format (struct json_object *cfg, struct ate_error **err)
+{
+  static const char *const vm_sections[] = { "cpus", "memory", "payload" };
+
+  if (!json_object_is_type (cfg, json_type_object))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, EINVAL,
+                                "the snapshot's config.json is not a cloud-hypervisor VM "
+                                "configuration (not a JSON object)");
+  for (size_t i = 0; i < ATE_N_ELEMENTS (vm_sections); i++)
+    if (!json_object_object_get_ex (cfg, vm_sections[i], NULL))
+      return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, EINVAL,
+                                  "the snapshot's config.json is not a cloud-hypervisor VM "
+                                  "configuration (no \"%s\")",
+                                  vm_sections[i]);
+  if (nonempty_array (cfg, "fs"))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, EINVAL,
+                                "the snapshot is of the virtio-fs format (its VM has a "
+                                "virtio-fs device: the rootfs was served by virtiofsd, as "
+                                "agent-substrate's overlay-rootfs servers do); "
+                                "ateom-microvm restores disk-rootfs snapshots only: restore it "
+                                "on a pool that runs such a server, or take a new golden "
+                                "snapshot on this one");
+  return 0;
+}
+
+int
+ch_snapshot_check_format_file (const char *restore_dir, struct ate_error **err)
+{
+  cleanup_free char *path = ate_path_join (restore_dir, "config.json");
+  cleanup_json struct json_object *cfg = NULL;
+  struct ate_error *perr = NULL;
+
+  if (ate_json_parse_file (path, CH_CONFIG_JSON_MAX, &cfg, &perr) < 0)
+    {
+      /* The parser's message names the host path: keep it in the log. */
+      ate_error_log_warning_and_release (&perr, "snapshot config.json unreadable");
+      return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, EINVAL,
+                                  "the snapshot's config.json is not valid JSON (or over %u "
+                                  "bytes): atelet may have placed an incomplete snapshot",
+                                  CH_CONFIG_JSON_MAX);
+    }
+  return ch_snapshot_check_format (cfg, err);
 }

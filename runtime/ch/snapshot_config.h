@@ -55,4 +55,15 @@ int ch_snapshot_net_devices (const char *restore_dir, struct ch_net_device **dev
 
 void ch_net_devices_free (struct ch_net_device *devs, size_t n);
 
+/* Refuse, with FAILED_PRECONDITION naming the format, a snapshot this
+ * server cannot restore (docs/operations.md, "Mixed fleets"): one whose VM
+ * has virtio-fs devices (the overlay-rootfs format of agent-substrate's
+ * later servers: the rootfs is served by virtiofsd, not a disk) or a
+ * config.json that is not a cloud-hypervisor VM configuration at all.  The
+ * message names no host path. */
+int ch_snapshot_check_format (struct json_object *cfg, struct ate_error **err);
+
+/* The same on <restore_dir>/config.json. */
+int ch_snapshot_check_format_file (const char *restore_dir, struct ate_error **err);
+
 #endif

@@ -666,11 +666,45 @@ test_net_devices (void **state)
     }
 }
 
+static void
+test_snapshot_format (void **state)
+{
+  (void) state;
+  struct ate_error *err = NULL;
+  static const char *const foreign[][2] = {
+    /* the overlay-rootfs format: a virtio-fs device, only the image disk */
+    { "{\"cpus\":{},\"memory\":{},\"payload\":{},\"disks\":[{\"path\":\"/x/img\"}],"
+      "\"fs\":[{\"tag\":\"kataShared\",\"socket\":\"/run/vc/vm/a1/virtiofsd.sock\"}]}",
+      "virtio-fs format" },
+    { "{\"memory\":{},\"payload\":{}}", "no \"cpus\"" },
+    { "[1,2]", "not a JSON object" },
+    { "{\"cpus\":", "not valid JSON" },
+  };
+
+  write_config (tmpdir, snapshot_config);
+  assert_int_equal (ch_snapshot_check_format_file (tmpdir, &err), 0);
+  write_config (tmpdir, "{\"cpus\":{},\"memory\":{},\"payload\":{},\"fs\":null}");
+  assert_int_equal (ch_snapshot_check_format_file (tmpdir, &err), 0);
+  for (size_t i = 0; i < ATE_N_ELEMENTS (foreign); i++)
+    {
+      write_config (tmpdir, foreign[i][0]);
+      assert_int_equal (ch_snapshot_check_format_file (tmpdir, &err), -1);
+      assert_int_equal (ate_error_code (err), ATE_CODE_FAILED_PRECONDITION);
+      if (strstr (err->msg, foreign[i][1]) == NULL)
+        fail_msg ("\"%s\" lacks \"%s\"", err->msg, foreign[i][1]);
+      /* Never a host path: the caller may show it to HTTP clients. */
+      assert_null (strstr (err->msg, tmpdir));
+      assert_null (strstr (err->msg, "/run/vc"));
+      ate_error_release (&err);
+    }
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_format_head),
+    cmocka_unit_test_setup_teardown (test_snapshot_format, setup_tmp, teardown_tmp),
     cmocka_unit_test (test_parse_204),
     cmocka_unit_test (test_parse_body),
     cmocka_unit_test (test_parse_incomplete),
