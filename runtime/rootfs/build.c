@@ -25,6 +25,7 @@
 #include "clone.h"
 #include "ext4.h"
 #include "internal.h"
+#include "staging.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -183,12 +184,13 @@ make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
             const struct rootfs_scan *scan, const struct rootfs_tool_env *env, const char *tmp,
             int fd, struct ate_error **err)
 {
+  const char *src = scan->root; /* the staged copy, or the bundle */
   struct rootfs_manager *m = j->mgr;
   struct rootfs_geometry g;
   int64_t t0 = ate_now_ns ();
 
   rootfs_geometry_from_counts (scan->entries, scan->content_bytes, &g);
-  struct rootfs_mkfs_params mp = { .mkfs_path = m->mkfs_path, .src_dir = j->src,
+  struct rootfs_mkfs_params mp = { .mkfs_path = m->mkfs_path, .src_dir = src,
                                    .image_path = tmp, .image_fd = fd, .geometry = &g,
                                    .uuid = fp->uuid, .hash_seed = fp->hash_seed };
   ate_log (ATE_LOG_INFO, "rootfs: running mkfs.ext4", "disk", j->disk, "source", j->src, NULL);
@@ -348,6 +350,8 @@ log_hashed (const struct rootfs_job *j, const struct rootfs_scan *s, int64_t sta
 /* The build state of one job, released in one place. */
 struct build
 {
+  struct rootfs_staging staging;
+  const char *src; /* what the build reads: the staged copy, or the bundle */
   struct rootfs_scan scan;
   struct rootfs_fingerprint fp;
   struct hashing hashing;
@@ -375,6 +379,30 @@ build_release (struct build *b)
   free (b->tmp);
   close_and_reset (&b->fd);
   rootfs_scan_clear (&b->scan);
+  rootfs_staging_remove (&b->staging);
+}
+
+/* Read the bundle through a staged copy that atelet's next unpack cannot
+ * take away (staging.h); without hard links here, read it directly. */
+static int
+build_stage (struct rootfs_job *j, struct build *b, struct ate_error **err)
+{
+  int64_t t0 = ate_now_ns ();
+  int r = rootfs_staging_cleanup (j->disk, err);
+
+  if (r < 0)
+    return -1;
+  r = rootfs_staging_create (j->src, j->disk, &j->mgr->closing, &b->staging, err);
+  if (r < 0)
+    return -1;
+  b->src = b->staging.dir ? b->staging.dir : j->src;
+  if (r == 0)
+    ate_log (ATE_LOG_WARN, "rootfs: cannot stage the bundle with hard links; reading it "
+             "directly (a new unpack during the build fails it)", "source", j->src, NULL);
+  else
+    ate_logf (ATE_LOG_DEBUG, "rootfs: staged `%s` as `%s` in %.0f ms", j->src, b->staging.dir,
+              ate_elapsed_ms (t0));
+  return 0;
 }
 
 /* Walk the tree, fingerprint it without content, start hashing content. */
@@ -390,7 +418,7 @@ build_scan (struct rootfs_job *j, const struct rootfs_tool_env *env, struct buil
   so.hash_content = false;
   so.cancel = &m->closing;
   so.deadline = j->deadline;
-  if (rootfs_scan_tree (j->src, &so, &b->scan, err) < 0)
+  if (rootfs_scan_tree (b->src, &so, &b->scan, err) < 0)
     return -1;
   log_scan (j->src, &b->scan, ate_elapsed_ms (t0));
   if (rootfs_manager_fingerprint (m, &b->scan, env, &b->fp, err) < 0)
@@ -499,10 +527,12 @@ static int
 execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
                struct rootfs_outcome *out, struct ate_error **err)
 {
-  struct build b = { .fd = -1 };
+  struct build b = { .fd = -1, .staging = { .lock_fd = -1 } };
   cleanup_free char *why = NULL;
-  int r = build_scan (j, env, &b, err);
+  int r = build_stage (j, &b, err);
 
+  if (r == 0)
+    r = build_scan (j, env, &b, err);
   if (r == 0)
     {
       rootfs_geometry_from_counts (b.scan.entries, b.scan.content_bytes, &out->geometry);

@@ -121,6 +121,15 @@ open_beneath (int root_fd, const char *path, struct open_how *how)
   return fd;
 }
 
+/* The inode the walk listed, unwritten and unchanged in mode since? */
+static bool
+listed_file_unchanged (const struct rootfs_scan_file *f, const struct stat *st)
+{
+  return st->st_dev == f->dev && st->st_ino == f->ino && (uint64_t) st->st_size == f->size
+         && st->st_mode == f->mode && st->st_mtim.tv_sec == f->mtime.tv_sec
+         && st->st_mtim.tv_nsec == f->mtime.tv_nsec;
+}
+
 /* Open a listed file beneath the root, never through a symlink, and check
  * that it is still the inode the walk saw. */
 static int
@@ -140,8 +149,7 @@ open_listed (struct hasher *h, const struct rootfs_scan_file *f, struct ate_erro
   if (fd < 0)
     return ate_error_make (err, errno, "open `%s`", f->path);
   if (fstat (fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino
-      || (uint64_t) st.st_size != f->size || st.st_ctim.tv_sec != f->ctime.tv_sec
-      || st.st_ctim.tv_nsec != f->ctime.tv_nsec)
+      || !listed_file_unchanged (f, &st))
     {
       close (fd);
       return ate_error_make (err, EAGAIN, "`%s` changed while the tree was scanned", f->path);
@@ -375,8 +383,7 @@ rootfs_scan_verify_unchanged (const struct rootfs_scan *s, struct ate_error **er
       struct stat st;
       /* A swapped directory component shows up as another inode. */
       if (fstatat (root, f->path, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_ino != f->ino
-          || st.st_dev != f->dev || (uint64_t) st.st_size != f->size
-          || st.st_ctim.tv_sec != f->ctime.tv_sec || st.st_ctim.tv_nsec != f->ctime.tv_nsec)
+          || st.st_dev != f->dev || !listed_file_unchanged (f, &st))
         return ate_error_make (err, EAGAIN,
                                "`%s/%s` changed while the disk was built (the source tree "
                                "must not change during a build)",

@@ -51,7 +51,7 @@ static const char mke2fs_conf[] =
 /* The part of the argv that is the same for every build (spec 3.2 plus the
  * determinism options); part of the options digest. */
 #define MKFS_EXTENDED "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0"
-#define NORMALISE_RECIPE "root=0:0:040755:times;inodes=atime,ctime;v1"
+#define NORMALISE_RECIPE "root=0:0:040755:times;inodes=atime,ctime,mtime,uid=0,gid=0;v2"
 
 void
 rootfs_build_options_digest (uint8_t *out)
@@ -397,11 +397,15 @@ rootfs_mkfs_build (const struct rootfs_mkfs_params *p, const struct rootfs_tool_
 
 /* ---- normalisation ---- */
 
+/* Every inode of the tree gets the fixed time and owner 0:0: mkfs -d copies
+ * atime, mtime and ctime (seconds; crtime is the fake time already) and the
+ * owner from the source, where atelet's unpack leaves the unpack's time and
+ * its own user. */
 static char *
 normalise_commands (uint64_t first_ino, uint64_t count, size_t *len)
 {
-  /* Two lines of at most 40 bytes per inode. */
-  size_t cap = 512 + count * 96, n = 0;
+  /* Five lines of at most 40 bytes per inode. */
+  size_t cap = 512 + count * 224, n = 0;
   char *buf = xmalloc (cap);
   const long long t = ROOTFS_FAKE_TIME;
 
@@ -411,9 +415,14 @@ normalise_commands (uint64_t first_ino, uint64_t count, size_t *len)
                           "sif <2> mtime @%lld\nsif <2> crtime @%lld\n",
                           t, t, t, t);
   for (uint64_t i = 0; i < count; i++)
-    n += (size_t) snprintf (buf + n, cap - n,
-                            "sif <%" PRIu64 "> atime @%lld\nsif <%" PRIu64 "> ctime @%lld\n",
-                            first_ino + i, t, first_ino + i, t);
+    {
+      uint64_t ino = first_ino + i;
+      n += (size_t) snprintf (buf + n, cap - n,
+                              "sif <%" PRIu64 "> atime @%lld\nsif <%" PRIu64 "> ctime @%lld\n"
+                              "sif <%" PRIu64 "> mtime @%lld\nsif <%" PRIu64 "> uid 0\n"
+                              "sif <%" PRIu64 "> gid 0\n",
+                              ino, t, ino, t, ino, t, ino, ino);
+    }
   *len = n;
   return buf;
 }

@@ -16,7 +16,7 @@
 
 struct ate_error;
 
-/* E2FSPROGS_FAKE_TIME and the time every inode's atime/ctime (and the root
+/* E2FSPROGS_FAKE_TIME and the time every inode's atime, mtime and ctime (and the root
  * inode's times) are set to: 2024-01-01T00:00:00Z.  Not 0, which e2fsprogs
  * reads as "unset". */
 #define ROOTFS_FAKE_TIME 1704067200LL
@@ -64,8 +64,9 @@ struct rootfs_normalise_params
   uint64_t inodes_used;    /* inodes of the tree (root excluded) */
 };
 
-/* Root inode 0:0 0755 with fixed times; every other inode's atime and
- * ctime set to ROOTFS_FAKE_TIME (mkfs copies them from the source). */
+/* Root inode 0:0 0755 with fixed times; every other inode's atime, mtime
+ * and ctime set to ROOTFS_FAKE_TIME and its owner to 0:0 (mkfs copies them
+ * from the source, where they are the unpack's). */
 int rootfs_normalise (const struct rootfs_normalise_params *p,
                       const struct rootfs_tool_env *env, struct ate_error **err);
 

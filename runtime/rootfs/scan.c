@@ -297,7 +297,8 @@ list_file (struct walker *w, const struct stat *st)
                                                       .size = (uint64_t) st->st_size,
                                                       .dev = st->st_dev,
                                                       .ino = st->st_ino,
-                                                      .ctime = st->st_ctim };
+                                                      .mode = st->st_mode,
+                                                      .mtime = st->st_mtim };
 }
 
 static char
@@ -336,10 +337,10 @@ record_entry (struct walker *w, int dirfd, const char *name, uint32_t depth,
     return 0; /* the earlier name carries the inode's metadata */
   w->out->inodes_used++;
   put_bytes (w->tree, &type, 1);
+  /* No owners and no times: atelet's unpack sets neither (every unpack has
+   * fresh times and its own owner), and the build gives every inode owner
+   * 0:0 and the fixed time (docs/rootfs.md, "What the guest sees"). */
   put_u64 (w->tree, st->st_mode & 07777);
-  put_u64 (w->tree, st->st_uid);
-  put_u64 (w->tree, st->st_gid);
-  put_u64 (w->tree, (uint64_t) st->st_mtim.tv_sec);
   if (type == 'f')
     put_u64 (w->tree, (uint64_t) st->st_size);
   if (type == 'c' || type == 'b')

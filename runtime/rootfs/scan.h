@@ -4,11 +4,13 @@
  * it: the geometry counts of spec 3.1, the number of inodes mkfs.ext4 -d will
  * allocate, and two SHA-256 digests:
  *
- *   tree digest     names, types, modes, owners, sizes, mtimes (seconds, as
- *                   mkfs stores them), device numbers, symlink targets,
- *                   xattrs and the hard-link structure: exactly the metadata
- *                   mkfs copies into the image.  Cheap (no file content).
- *                   The image UUID and hash seed are derived from it.
+ *   tree digest     names, types, modes, sizes, device numbers, symlink
+ *                   targets, xattrs and the hard-link structure: the
+ *                   metadata of the image that survives an unpack.  Never
+ *                   owners or times: atelet's unpack preserves neither, and
+ *                   the build sets them to 0:0 and a fixed time in every
+ *                   inode.  Cheap (no file content).  The image UUID and
+ *                   hash seed are derived from it.
  *   content digest  the tree digest plus the bytes of every regular file in a
  *                   canonical form where holes and zero blocks look the same,
  *                   so it does not depend on the source file system.  Keys
@@ -56,7 +58,10 @@ struct rootfs_scan_file
   uint64_t size;
   dev_t dev;
   ino_t ino;
-  struct timespec ctime; /* any change to the file since the walk moves it */
+  /* Checked again after the build.  Not the ctime: removing the bundle's
+   * name of an inode the build still holds (staging.h) moves it. */
+  mode_t mode;
+  struct timespec mtime;
 };
 
 struct rootfs_scan
@@ -91,7 +96,7 @@ int rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
 int rootfs_scan_hash_content (struct rootfs_scan *s, const struct rootfs_scan_opts *o,
                               struct ate_error **err);
 
-/* Check that no listed file changed since the walk (inode, size, ctime),
+/* Check that no listed file changed since the walk (inode, size, mode, mtime),
  * e.g. after mkfs read the tree: EAGAIN naming the first that did. */
 int rootfs_scan_verify_unchanged (const struct rootfs_scan *s, struct ate_error **err);
 

@@ -228,6 +228,30 @@ make_tree (struct fixture *f, const char *name)
   return d;
 }
 
+/* What a second unpack by atelet changes: every time (now, with
+ * nanoseconds) and, when root runs the test, every owner. */
+static void
+unpack_again (const char *dir)
+{
+  char *argv[] = { (char *) "find", (char *) dir, (char *) "-exec", (char *) "touch",
+                   (char *) "-h", (char *) "-d", (char *) "2031-05-06 07:08:09.123456789",
+                   (char *) "{}", (char *) "+", NULL };
+  struct ate_error *err = NULL;
+  if (geteuid () == 0)
+    {
+      cleanup_free char *tool = at (dir, "bin/tool");
+      char *cargv[] = { (char *) "chown", (char *) "-hR", (char *) "4242:4343", (char *) dir,
+                        NULL };
+      if (ate_proc_run (cargv, NULL, ATE_DEADLINE_NONE, NULL, &err) < 0)
+        fail_msg ("chown: %s", err->msg);
+      /* chown clears the set-user-ID bit; the mode is content. */
+      if (ate_path_exists (tool))
+        assert_int_equal (chmod (tool, 04755), 0);
+    }
+  if (ate_proc_run (argv, NULL, ATE_DEADLINE_NONE, NULL, &err) < 0)
+    fail_msg ("touch: %s", err->msg);
+}
+
 static int
 try_copy_tree (const char *from, const char *to, struct ate_error **err)
 {
@@ -367,7 +391,7 @@ assert_no_temporaries (const char *dir)
   cleanup_dir DIR *d = opendir (dir);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
-    if (str_has_suffix (de->d_name, ".building"))
+    if (str_has_suffix (de->d_name, ".building") || str_has_suffix (de->d_name, ".staging"))
       fail_msg ("temporary file left: %s", de->d_name);
 }
 
@@ -401,9 +425,11 @@ test_image_contents (void **state)
     assert_contains (s, "Mode:  04755");
     assert_contains (s, "Links: 2");
     assert_contains (s, "user.origin (7) = \"layer-3\"");
-    assert_contains (s, "mtime: 0x5f5e1000"); /* 1600000000 kept */
-    assert_contains (s, "atime: 0x65920080"); /* normalised */
-    assert_contains (s, "ctime: 0x65920080");
+    /* Every time is the fixed epoch: atelet's unpack keeps none. */
+    assert_contains (s, "mtime: 0x65920080:00000000");
+    assert_contains (s, "atime: 0x65920080:00000000");
+    assert_contains (s, "ctime: 0x65920080:00000000");
+    assert_contains (s, "crtime: 0x65920080:00000000");
   }
   {
     cleanup_free char *s = debugfs (disk, "stat /bin/sh-link");
@@ -414,14 +440,20 @@ test_image_contents (void **state)
     cleanup_free char *s = debugfs (disk, "stat /etc/fifo");
     assert_contains (s, "Type: FIFO");
   }
-  if (geteuid () == 0)
-    {
-      cleanup_free char *s = debugfs (disk, "stat /etc/hostname");
-      cleanup_free char *e = debugfs (disk, "stat /etc");
-      assert_contains (s, "User:  1001   Group:  1002");
-      assert_contains (e, "Mode:  0750");
-      assert_contains (e, "Group:    42");
-    }
+  {
+    /* Owners are root whoever owns the source (1001:1002 and 0:42 when
+     * root runs the test): atelet's unpack keeps none. */
+    cleanup_free char *s = debugfs (disk, "stat /etc/hostname");
+    cleanup_free char *e = debugfs (disk, "stat /etc");
+    cleanup_free char *l = debugfs (disk, "stat /bin/sh-link");
+    assert_contains (s, "User:     0   Group:     0");
+    assert_contains (s, "mtime: 0x65920080:00000000");
+    assert_contains (e, "Mode:  0750");
+    assert_contains (e, "User:     0   Group:     0");
+    assert_contains (e, "mtime: 0x65920080:00000000");
+    assert_contains (l, "User:     0   Group:     0");
+    assert_contains (l, "mtime: 0x65920080:00000000");
+  }
   rootfs_manager_free (m);
 }
 
@@ -464,10 +496,20 @@ test_deterministic (void **state)
 
   build_ok (m, src, d1, &o);
   sleep (1); /* a different second for everything mkfs might stamp */
+  /* As atelet unpacks: fresh times (with nanoseconds), other owners. */
   copy_tree (src, copy);
+  unpack_again (copy);
   build_ok (m, copy, d2, &o);
   assert_int_equal (mkfs_runs (f), 2);
   assert_same_bytes (d1, d2);
+  {
+    cleanup_free char *p1 = rootfs_fingerprint_path (d1), *p2 = rootfs_fingerprint_path (d2);
+    struct rootfs_fingerprint a, b;
+    struct ate_error *e = NULL;
+    assert_int_equal (rootfs_fingerprint_read (p1, &a, &e), 0);
+    assert_int_equal (rootfs_fingerprint_read (p2, &b, &e), 0);
+    assert_true (rootfs_fingerprint_same_build (&a, &b));
+  }
   /* From another file system (tmpfs: other inode numbers, readdir order,
    * hole layout, no O_NOATIME semantics). */
   if (geteuid () == 0)
@@ -735,6 +777,52 @@ test_tree_changed_during_build (void **state)
   build_ok (m, src, disk, NULL);
   cleanup_free char *s = debugfs (disk, "cat /etc/hostname");
   assert_contains (s, "other");
+  rootfs_manager_free (m);
+}
+
+static void
+rm_tree (const char *dir)
+{
+  struct ate_error *err = NULL;
+  if (ate_rm_rf (dir, &err) < 0)
+    fail_msg ("%s", err->msg);
+}
+
+static void
+test_unpacked_again_during_build (void **state)
+{
+  struct fixture *f = *state;
+  struct rootfs_manager *m = manager (f, 0);
+  cleanup_free char *image = make_tree (f, "image");
+  cleanup_free char *src = at (f->dir, "bundle-rootfs");
+  cleanup_free char *disk = at (f->dir, "actor-rootfs.ext4");
+  cleanup_free char *ref = at (f->dir, "ref.ext4");
+  struct rootfs_outcome o;
+  struct ate_error *err = NULL;
+
+  /* The Run times out while mkfs has not read the tree yet; atelet removes
+   * the bundle and unpacks it again (fresh times) before the retry, which
+   * joins the build: that build must not have lost its source. */
+  copy_tree (image, src);
+  ctl_set (f, "delay", "1");
+  assert_true (rootfs_disk_for_run_ex (m, src, disk, ate_deadline_in_ms (200), &o, &err) < 0);
+  assert_int_equal (ate_error_code (err), ATE_CODE_DEADLINE_EXCEEDED);
+  ate_error_release (&err);
+  rm_tree (src);
+  copy_tree (image, src);
+  unpack_again (src);
+  ctl_set (f, "delay", NULL);
+  if (rootfs_disk_for_run_ex (m, src, disk, ATE_DEADLINE_NONE, &o, &err) < 0)
+    fail_msg ("%s", err->msg);
+  assert_true (o.joined);
+  assert_int_equal (o.origin, ROOTFS_ORIGIN_BUILT);
+  assert_int_equal (mkfs_runs (f), 1);
+  rootfs_manager_wait_idle (m);
+  assert_no_temporaries (f->dir);
+  /* The same bytes as a build that was never disturbed. */
+  build_ok (m, image, ref, NULL);
+  assert_same_bytes (disk, ref);
+  assert_fsck_clean (disk);
   rootfs_manager_free (m);
 }
 
@@ -1124,6 +1212,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_sigkill_mkfs, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkfs_failure_message, setup, teardown),
     cmocka_unit_test_setup_teardown (test_tree_changed_during_build, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_unpacked_again_during_build, setup, teardown),
     cmocka_unit_test_setup_teardown (test_concurrent_one_build, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_hit_and_restart, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_keyed_by_content, setup, teardown),
