@@ -3,8 +3,9 @@
 namespace whose eth0 is a veth to a "client" namespace (so the DNAT path is
 real), ateom-microvm running inside it with ch-sim as its
 cloud-hypervisor, and atelet's side of the contract done by hand: OCI
-bundles, resetActorDirs, shipping snapshot files between checkpoint-state
-and restore-state."""
+bundles (removed and unpacked again before every Run and Restore, with fresh
+times and owner root, as atelet's untar does), resetActorDirs, shipping
+snapshot files between checkpoint-state and restore-state."""
 
 import itertools
 import json
@@ -31,6 +32,13 @@ kernel_params = "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
 default_vcpus = 1
 default_memory = 2048
 """
+
+
+class FromFile:
+    """Bundle content copied from a host file at every unpack."""
+
+    def __init__(self, path):
+        self.path = path
 
 
 def sh(*argv, check=True, **kw):
@@ -66,8 +74,12 @@ class Pod:
     """One worker pod with its server."""
 
     def __init__(self, personality="v52.0", extra_args=(), mtu=1500, boot_ms=50, env=None,
-                 pod_uid=None, valgrind=None):
+                 pod_uid=None, valgrind=None, pinned_times=False):
         n = next(_seq)
+        # (ns, tmpl, actor) -> {container: (args, files)}: what atelet
+        # unpacks again before every Run and Restore.
+        self._bundles = {}
+        self.pinned_times = pinned_times
         self.tag = "%d-%d" % (os.getpid(), n)
         self.netns = "atepod-" + self.tag
         self.client_ns = "atecli-" + self.tag
@@ -160,26 +172,55 @@ class Pod:
             f.write(actor)
 
     def make_bundle(self, ns, tmpl, actor, ctr, args=("ate-sim-counter",), files=None):
+        """Declare a container's image and unpack it.  files maps paths to
+        str/bytes content or to a FromFile (a host file copied in)."""
+        files = files or {"etc/os-release": "ID=ateom-test\n", "app/hello.txt": "hello\n"}
+        self._bundles.setdefault((ns, tmpl, actor), {})[ctr] = (tuple(args), dict(files))
+        return self.unpack(ns, tmpl, actor, ctr)
+
+    def unpack(self, ns, tmpl, actor, ctr):
+        """As atelet's prepareOCIDirectory: remove rootfs/, create it 0700,
+        untar into it (fresh times, owner root: its untar sets neither),
+        write config.json.  With pinned_times every entry gets one fixed
+        time instead (an unpack that preserves times, for the test that
+        wants one)."""
+        args, files = self._bundles[(ns, tmpl, actor)][ctr]
         bundle = os.path.join(self.actor_dir(ns, tmpl, actor), "bundles", ctr)
         rootfs = os.path.join(bundle, "rootfs")
-        os.makedirs(os.path.join(rootfs, "run", "ate"), exist_ok=True)
+        shutil.rmtree(rootfs, ignore_errors=True)
+        os.makedirs(rootfs, mode=0o700)
         os.chmod(rootfs, 0o700)
-        for rel, content in (files or {"etc/os-release": "ID=ateom-test\n",
-                                       "app/hello.txt": "hello\n"}).items():
+        os.makedirs(os.path.join(rootfs, "run", "ate"))
+        for rel, content in files.items():
             p = os.path.join(rootfs, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "w") as f:
-                f.write(content)
-            # Deterministic input, as an image unpack is.
-            os.utime(p, (1700000000, 1700000000))
+            if isinstance(content, FromFile):
+                shutil.copyfile(content.path, p)
+            else:
+                with open(p, "wb") as f:
+                    f.write(content.encode() if isinstance(content, str) else content)
+        if self.pinned_times:
+            for dirpath, dirnames, filenames in os.walk(rootfs):
+                for name in dirnames + filenames:
+                    os.utime(os.path.join(dirpath, name), (1700000000, 1700000000),
+                             follow_symlinks=False)
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(atelet_spec(args), f, indent=2)
         return bundle
 
+    def unpack_all(self, ns, tmpl, actor, containers):
+        for c in containers:
+            if c in self._bundles.get((ns, tmpl, actor), {}):
+                self.unpack(ns, tmpl, actor, c)
+
     def prepare(self, ns, tmpl, actor, containers=("counter",), args=("ate-sim-counter",)):
         self.reset_actor_dirs(ns, tmpl, actor)
         for c in containers:
-            self.make_bundle(ns, tmpl, actor, c, args=args)
+            known = self._bundles.get((ns, tmpl, actor), {}).get(c)
+            if known:
+                self.unpack(ns, tmpl, actor, c)
+            else:
+                self.make_bundle(ns, tmpl, actor, c, args=args)
 
     def request(self, cls, ns, tmpl, actor, containers=("counter",), readyz=None):
         req = run_request(ns=ns, tmpl=tmpl, actor=actor, containers=containers,
@@ -190,7 +231,10 @@ class Pod:
                 c.readyz.http_get.path = readyz[c.name][1]
         return req
 
-    def run(self, ns, tmpl, actor, containers=("counter",), timeout=60, readyz=None):
+    def run(self, ns, tmpl, actor, containers=("counter",), timeout=60, readyz=None,
+            unpack=True):
+        if unpack:
+            self.unpack_all(ns, tmpl, actor, containers)
         return self.server.call("RunWorkload", self.request(
             ateom_pb2.RunWorkloadRequest, ns, tmpl, actor, containers, readyz), timeout=timeout)
 
@@ -199,7 +243,10 @@ class Pod:
             ateom_pb2.CheckpointWorkloadRequest, ns, tmpl, actor), timeout=timeout)
         return list(r.snapshot_files)
 
-    def restore(self, ns, tmpl, actor, containers=("counter",), timeout=60, readyz=None):
+    def restore(self, ns, tmpl, actor, containers=("counter",), timeout=60, readyz=None,
+                unpack=True):
+        if unpack:
+            self.unpack_all(ns, tmpl, actor, containers)
         return self.server.call("RestoreWorkload", self.request(
             ateom_pb2.RestoreWorkloadRequest, ns, tmpl, actor, containers, readyz),
             timeout=timeout)

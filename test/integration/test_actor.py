@@ -17,7 +17,7 @@ import unittest
 
 import grpc
 
-from actorenv import Pod, sh
+from actorenv import FromFile, Pod, sh
 from ateomtest import need_root, main, SANITIZED, go_client, have_go_client, ateom_pb2
 
 PERSONALITY = os.environ.get("ATE_CH_PERSONALITY", "v52.0")
@@ -200,7 +200,9 @@ class CrossNodeTest(PodTest):
 
 class StateMachineTest(PodTest):
     def test_one_actor_per_worker(self):
-        pod = self.pod()
+        # The one test whose bundles keep pinned times (an unpack that
+        # preserves them); everything else unpacks as atelet does.
+        pod = self.pod(pinned_times=True)
         pod.prepare(NS, TMPL, "a1")
         pod.prepare(NS, TMPL, "a2")
         pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
@@ -312,34 +314,51 @@ class GoClientTest(PodTest):
 
 class SeedTest(PodTest):
     """The seed's failure: a large image whose rootfs build outlives the
-    RPC deadline.  The first Run times out while the build goes on; the
-    retry joins it and the actor boots, with one mkfs in all."""
+    RPC deadline.  The first Run times out while the build goes on; atelet
+    then removes the bundle and unpacks it again (fresh times) before the
+    retry, which takes the finished build, or joins the running one whose
+    source was just deleted: one mkfs in all."""
 
-    def test_build_outlives_the_deadline(self):
+    def big_image(self, pod):
+        mib = 160 if SANITIZED else 320
+        layer = os.path.join(pod.server.tmp, "model.bin")
+        sh("dd", "if=/dev/urandom", "of=" + layer, "bs=1M", "count=%d" % mib, "status=none")
+        return {"etc/os-release": "ID=ateom-test\n", "model.bin": FromFile(layer)}
+
+    def run_times_out_then_retry(self, wait_for_build):
         pod = self.pod()
         baseline = pod.snapshot_state()
-        pod.prepare(NS, TMPL, "big")
-        big = os.path.join(pod.actor_dir(NS, TMPL, "big"), "bundles", "counter", "rootfs",
-                           "model.bin")
-        mib = 160 if SANITIZED else 320
-        sh("dd", "if=/dev/urandom", "of=" + big, "bs=1M", "count=%d" % mib, "status=none")
-        os.utime(big, (1700000000, 1700000000))
-        code, msg = code_of(lambda: pod.run(NS, TMPL, "big", timeout=0.5))
+        pod.reset_actor_dirs(NS, TMPL, "big")
+        pod.make_bundle(NS, TMPL, "big", "counter", files=self.big_image(pod))
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "big", timeout=0.5, unpack=False))
         self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, msg)
-        # The retry comes at once, normally while the build still runs: it
-        # must join it (and must not disturb its source tree).
+        if wait_for_build:
+            deadline = time.time() + TIMEOUT
+            while time.time() < deadline and "kept for the retry" not in pod.server.log() \
+                    and '"origin":"built"' not in pod.server.log():
+                time.sleep(0.1)
+        # pod.run removes the bundle and unpacks it again first, as atelet
+        # does before every Run.
         pod.run(NS, TMPL, "big", timeout=TIMEOUT)
         self.assertEqual(pod.count(), 1)
         recs = pod.server.log_records()
         mkfs = [r for r in recs if r.get("msg") == "rootfs: running mkfs.ext4"]
         self.assertEqual(len(mkfs), 1, "one build in all: %s" % mkfs)
-        # The retry either joined the build or reused its disk (when the build
-        # finished between the two calls).
         ready = [r for r in recs if r.get("msg") == "rootfs disk ready"]
-        self.assertIn(ready[-1]["origin"], ("built", "reused"), ready)
-        self.assertTrue(ready[-1]["joined"] == "true" or ready[-1]["origin"] == "reused", ready)
         pod.checkpoint(NS, TMPL, "big")
         self.assert_clean(pod, baseline)
+        return ready[-1]
+
+    def test_retry_after_the_build_finished(self):
+        ready = self.run_times_out_then_retry(wait_for_build=True)
+        self.assertEqual(ready["origin"], "reused", ready)
+
+    def test_retry_joins_the_running_build(self):
+        # The build started from the first unpack, which the retry's unpack
+        # deleted: it must not depend on it.
+        ready = self.run_times_out_then_retry(wait_for_build=False)
+        self.assertIn(ready["origin"], ("built", "reused"), ready)
+        self.assertTrue(ready["joined"] == "true" or ready["origin"] == "reused", ready)
 
 
 class ShutdownTest(PodTest):
