@@ -157,7 +157,7 @@ main (int argc, char **argv)
     return fail (err, "cannot initialise the runtime");
 
   grpc_init ();
-  svc = service_new (rt);
+  svc = service_new (rt, &rcfg.paths);
   svc_methods = service_methods (svc, &n_svc_methods);
   refl = reflection_new (ate_served_descriptors, ate_served_descriptors_len, svc_methods,
                          n_svc_methods);

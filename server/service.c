@@ -17,6 +17,7 @@
 #include "actor/actor.h"
 #include "ateom.pb-c.h"
 #include "health.pb-c.h"
+#include "message.h"
 #include "request.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -39,6 +40,7 @@ struct workload_method
 struct service
 {
   struct actor_runtime *rt;
+  struct ate_paths paths; /* for the messages callers get (message.h) */
   /* RPCs that change an actor are serialised: the worker has one network,
    * one tap set and one actor at a time (docs/architecture.md, "How a
    * request flows"). The wait for the lock honours the caller's deadline,
@@ -306,6 +308,15 @@ handle_workload (void *ctx, const uint8_t *req, size_t len, ate_deadline_t deadl
    * record has no snapshot_files. */
   r = run_locked (wm->svc, rpc, &f, deadline, cancel, &files, err);
   log_rpc (rpc->path, &f, t0, r, err ? *err : NULL, files);
+  if (r < 0 && err && *err)
+    {
+      /* The log has the whole message; the caller gets it without host
+       * paths (docs/api.md, "Error messages"). */
+      struct message_actor who = { f.ns, f.tmpl, f.id };
+      char *shown = message_for_caller ((*err)->msg, &wm->svc->paths, &who);
+      free ((*err)->msg);
+      (*err)->msg = shown;
+    }
   protobuf_c_message_free_unpacked (m, NULL);
   if (r < 0)
     return r;
@@ -346,10 +357,11 @@ handle_health_check (void *ctx, const uint8_t *req, size_t len, ate_deadline_t d
 }
 
 struct service *
-service_new (struct actor_runtime *rt)
+service_new (struct actor_runtime *rt, const struct ate_paths *paths)
 {
   struct service *svc = xmalloc0 (sizeof (*svc));
   svc->rt = rt;
+  svc->paths = *paths;
   pthread_mutex_init (&svc->lock, NULL);
   pthread_mutex_init (&svc->busy_lock, NULL);
   for (size_t i = 0; i < N_WORKLOAD_RPCS; i++)

@@ -8,9 +8,12 @@
 #include "rpc.h"
 
 struct actor_runtime;
+struct ate_paths;
 struct service;
 
-struct service *service_new (struct actor_runtime *rt);
+/* paths (copied; its strings must outlive svc) are the runtime's, so the
+ * messages callers get can be stripped of host paths. */
+struct service *service_new (struct actor_runtime *rt, const struct ate_paths *paths);
 void service_free (struct service *svc);
 
 /* The method table to pass to rpc_server_start (valid while svc lives). */

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "message.h"
 #include "options.h"
 #include "request.h"
 #include "rpc.h"
@@ -608,6 +609,43 @@ test_request_unknown_assets (void **state)
   }
 }
 
+static void
+test_message_for_caller (void **state)
+{
+  (void) state;
+  struct ate_paths paths = { .base = "/var/lib/ateom-gvisor", .run_dir = "/run/vc/vm",
+                             .netns_dir = "/run/netns", .kata_run = "/run/kata-containers",
+                             .pod_uid = "u1" };
+  struct message_actor me = { "default", "counter-microvm", "a1" };
+  static const char *const cases[][2] = {
+    { "RestoreWorkload default/counter-microvm/a1: no snapshot in "
+      "`/var/lib/ateom-gvisor/actors/default:counter-microvm:a1/restore-state` (config.json is "
+      "missing)",
+      "RestoreWorkload default/counter-microvm/a1: no snapshot in `restore-state` (config.json "
+      "is missing)" },
+    { "open /var/lib/ateom-gvisor/actors/default:counter-microvm:a1/bundles/c/config.json: No "
+      "such file",
+      "open bundles/c/config.json: No such file" },
+    { "source_url file:///var/lib/ateom-gvisor/actors/default:counter-microvm:a1/restore-state.",
+      "source_url file://restore-state." },
+    { "disk /var/lib/ateom-gvisor/actors/team-b:secret:b7/actor-rootfs.ext4 is busy",
+      "disk <another actor's directory> is busy" },
+    { "serial /run/vc/vm/b7/serial.log, socket /run/kata-containers/x (and /tmp/y)",
+      "serial <host path>, socket <host path> (and <host path>)" },
+    { "GET http://169.254.17.2:80/readyz kept answering 503; path=/readyz",
+      "GET http://169.254.17.2:80/readyz kept answering 503; path=/readyz" },
+    { "`/var/lib/ateom-gvisor/actors/default:counter-microvm:a1`: gone",
+      "`the actor's directory`: gone" },
+    { "", "" },
+  };
+
+  for (size_t i = 0; i < ATE_N_ELEMENTS (cases); i++)
+    {
+      cleanup_free char *m = message_for_caller (cases[i][0], &paths, &me);
+      assert_string_equal (m, cases[i][1]);
+    }
+}
+
 int
 main (void)
 {
@@ -624,6 +662,7 @@ main (void)
     cmocka_unit_test (test_request_containers),
     cmocka_unit_test (test_request_assets),
     cmocka_unit_test (test_request_unknown_assets),
+    cmocka_unit_test (test_message_for_caller),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
