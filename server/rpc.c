@@ -61,6 +61,12 @@ struct rpc_call
   struct ate_cancel cancel;
   bool sent_initial_md;
   bool stream; /* counted in rpc_server.streams */
+  bool reserved; /* counted in rpc_server.reserved */
+  /* In rpc_server.waiting while a message is awaited (the completion-queue
+   * thread alone touches the list). */
+  struct rpc_call *wait_prev, *wait_next;
+  bool waiting;
+  int64_t wait_since_ns;
   const struct rpc_method *method;
   ate_deadline_t deadline;
   int64_t start_ns;
@@ -79,6 +85,9 @@ struct rpc_server
   size_t inflight;      /* calls between arrival and their final batch completing */
   size_t workers;       /* handler threads running */
   size_t streams;       /* streams among the calls in flight */
+  size_t reserved;      /* calls of reserved methods among them */
+  struct rpc_call *waiting; /* calls awaiting a request message */
+  int64_t last_stall_scan_ns;
   bool shutting_down;
   bool abandoned;       /* handlers did not return after cancellation */
   int64_t cancel_at_ns; /* monotonic time to cancel remaining calls */
@@ -245,6 +254,67 @@ find_method (struct rpc_server *s, grpc_slice path)
   return NULL;
 }
 
+/* ---- calls awaiting their request message ----
+ *
+ * A client can send a call's headers and never its message; the C core
+ * would hold the call (and one of our slots) until the client's deadline,
+ * if any.  The run loop cancels calls that waited too long. */
+
+static void
+wait_start (struct rpc_call *c)
+{
+  struct rpc_server *s = c->server;
+  c->waiting = true;
+  c->wait_since_ns = ate_now_ns ();
+  c->wait_prev = NULL;
+  c->wait_next = s->waiting;
+  if (s->waiting)
+    s->waiting->wait_prev = c;
+  s->waiting = c;
+}
+
+static void
+wait_end (struct rpc_call *c)
+{
+  struct rpc_server *s = c->server;
+  if (!c->waiting)
+    return;
+  if (c->wait_prev)
+    c->wait_prev->wait_next = c->wait_next;
+  else
+    s->waiting = c->wait_next;
+  if (c->wait_next)
+    c->wait_next->wait_prev = c->wait_prev;
+  c->waiting = false;
+  c->wait_prev = c->wait_next = NULL;
+}
+
+static void
+cancel_stalled_calls (struct rpc_server *s)
+{
+  int64_t now = ate_now_ns ();
+
+  if (now - s->last_stall_scan_ns < 100 * ATE_NSEC_PER_MSEC)
+    return;
+  s->last_stall_scan_ns = now;
+  for (struct rpc_call *c = s->waiting, *next; c; c = next)
+    {
+      int64_t limit = (c->stream ? RPC_STREAM_IDLE_MS : RPC_RECV_TIMEOUT_MS) * ATE_NSEC_PER_MSEC;
+      next = c->wait_next;
+      if (now - c->wait_since_ns < limit)
+        continue;
+      wait_end (c);
+      ate_log (ATE_LOG_WARN, "Cancel RPC", "method", c->method ? c->method->path : "?",
+               "error", c->stream ? "stream idle too long" : "request message not received in time",
+               NULL);
+      /* The pending receive then completes and finishes the call. */
+      grpc_call_cancel_with_status (c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                    c->stream ? "stream idle for too long"
+                                              : "request message not received in time",
+                                    NULL);
+    }
+}
+
 static void
 on_new_call (struct rpc_call *c, bool ok)
 {
@@ -265,15 +335,23 @@ on_new_call (struct rpc_call *c, bool ok)
 
   pthread_mutex_lock (&s->lock);
   s->inflight++;
-  size_t inflight = s->inflight - s->streams;
+  size_t inflight = s->inflight - s->streams - s->reserved;
   size_t streams = s->streams;
   bool too_many = c->method != NULL
-                  && (c->method->stream ? streams >= RPC_MAX_STREAMS : inflight > RPC_MAX_INFLIGHT);
+                  && (c->method->stream     ? streams >= RPC_MAX_STREAMS
+                      : c->method->reserved ? s->reserved >= RPC_MAX_RESERVED
+                                            : inflight > RPC_MAX_INFLIGHT);
   if (c->method != NULL && c->method->stream && !too_many)
     {
       c->stream = true;
       s->streams++;
     }
+  if (c->method != NULL && c->method->reserved && !too_many)
+    {
+      c->reserved = true;
+      s->reserved++;
+    }
+  size_t reserved = s->reserved;
   pthread_mutex_unlock (&s->lock);
 
   memset (ops, 0, sizeof (ops));
@@ -281,9 +359,11 @@ on_new_call (struct rpc_call *c, bool ok)
     {
       grpc_status_code code = c->method ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNIMPLEMENTED;
       cleanup_free char *m = slice_to_str (c->details.method);
-      cleanup_free char *msg = c->method == NULL ? xasprintf ("unknown method %s", m)
-                               : c->method->stream ? xasprintf ("too many streams open (%zu)", streams)
-                                                   : xasprintf ("too many calls in flight (%zu)", inflight);
+      cleanup_free char *msg
+          = c->method == NULL     ? xasprintf ("unknown method %s", m)
+            : c->method->stream   ? xasprintf ("too many streams open (%zu)", streams)
+            : c->method->reserved ? xasprintf ("too many health checks in flight (%zu)", reserved)
+                                  : xasprintf ("too many calls in flight (%zu)", inflight);
       ate_log (ATE_LOG_WARN, "Reject RPC", "method", m, "error", msg, NULL);
       call_finish (c, code, msg, NULL, 0);
       return;
@@ -293,8 +373,10 @@ on_new_call (struct rpc_call *c, bool ok)
   ops[1].op = GRPC_OP_RECV_MESSAGE;
   ops[1].data.recv_message.recv_message = &c->recv;
   c->tag.kind = TAG_RECEIVED;
+  wait_start (c);
   if (grpc_call_start_batch (c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
     {
+      wait_end (c);
       ate_log (ATE_LOG_ERROR, "grpc_call_start_batch failed", NULL);
       call_finish (c, GRPC_STATUS_INTERNAL, "internal server error: cannot start call", NULL, 0);
     }
@@ -351,8 +433,10 @@ on_stream_message (struct rpc_call *c, bool ok)
   ops[1].op = GRPC_OP_RECV_MESSAGE;
   ops[1].data.recv_message.recv_message = &c->recv;
   c->tag.kind = TAG_RECEIVED;
+  wait_start (c);
   if (grpc_call_start_batch (c->call, ops, 2, &c->tag, NULL) != GRPC_CALL_OK)
     {
+      wait_end (c);
       ate_log (ATE_LOG_ERROR, "grpc_call_start_batch failed on a stream", NULL);
       call_finish (c, GRPC_STATUS_INTERNAL, "internal server error: cannot continue the stream",
                    NULL, 0);
@@ -366,6 +450,7 @@ on_received (struct rpc_call *c, bool ok)
   pthread_attr_t attr;
   pthread_t t;
 
+  wait_end (c);
   if (c->stream)
     {
       on_stream_message (c, ok);
@@ -413,12 +498,15 @@ static void
 call_release (struct rpc_call *c)
 {
   struct rpc_server *s = c->server;
-  bool stream = c->stream;
+  bool stream = c->stream, reserved = c->reserved;
+  wait_end (c);
   call_free (c);
   pthread_mutex_lock (&s->lock);
   s->inflight--;
   if (stream)
     s->streams--;
+  if (reserved)
+    s->reserved--;
   pthread_cond_broadcast (&s->cond);
   pthread_mutex_unlock (&s->lock);
 }
@@ -570,6 +658,7 @@ rpc_server_run (struct rpc_server *s)
                                         gpr_time_from_millis (200, GPR_TIMESPAN));
       grpc_event ev = grpc_completion_queue_next (s->cq, tick, NULL);
 
+      cancel_stalled_calls (s);
       if (ev.type == GRPC_QUEUE_TIMEOUT)
         {
           pthread_mutex_lock (&s->lock);

@@ -41,6 +41,9 @@ struct rpc_method
    * (it must answer at once, without blocking).  The stream ends OK when
    * the client closes its side, or with the status of a failing call. */
   bool stream;
+  /* Calls of this method (health checks) have their own RPC_MAX_RESERVED
+   * slots, so calls in flight for the others cannot lock them out. */
+  bool reserved;
 };
 
 #define RPC_MAX_MESSAGE (4 * 1024 * 1024)
@@ -48,6 +51,14 @@ struct rpc_method
 /* Open streams at a time (they are not counted in RPC_MAX_INFLIGHT, so
  * idle streams cannot lock the workload RPCs out). */
 #define RPC_MAX_STREAMS 8
+/* Slots of the reserved methods (health), beside RPC_MAX_INFLIGHT. */
+#define RPC_MAX_RESERVED 32
+/* A unary call whose request message has not fully arrived this long
+ * after its headers is cancelled (a client that opens streams and never
+ * finishes them must not hold the slots); a stream idle this long between
+ * messages too. */
+#define RPC_RECV_TIMEOUT_MS 10000
+#define RPC_STREAM_IDLE_MS 60000
 /* After the grace, cancelled handlers get this long to return before the
  * server exits without draining them. */
 #define RPC_CANCEL_WAIT_S 10

@@ -374,7 +374,8 @@ service_new (struct actor_runtime *rt, const struct ate_paths *paths)
   svc->methods[N_WORKLOAD_RPCS]
       = (struct rpc_method){ .path = "/grpc.health.v1.Health/Check",
                              .handler = handle_health_check,
-                             .ctx = svc };
+                             .ctx = svc,
+                             .reserved = true };
   return svc;
 }
 

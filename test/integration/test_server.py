@@ -239,6 +239,69 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(out.returncode, 64)
 
 
+class HalfSentCallsTest(unittest.TestCase):
+    """Calls whose request message never completes must neither lock out
+    health checks nor hold their slots for longer than the receive bound."""
+
+    def test_half_sent_calls_are_bounded_and_health_has_a_reserve(self):
+        srv = Server().start()
+        stop = threading.Event()
+        channels = []
+        try:
+            def never():
+                # The request stream stays open and empty: headers go out,
+                # the message never does.
+                stop.wait()
+                return
+                yield  # pragma: no cover
+            futures = []
+            for _ in range(4):
+                ch = grpc.insecure_channel("unix:" + srv.socket,
+                                           options=[("grpc.use_local_subchannel_pool", 1)])
+                channels.append(ch)
+                fn = ch.stream_unary("/ateom.Ateom/RunWorkload",
+                                     request_serializer=lambda b: b,
+                                     response_deserializer=lambda b: b)
+                futures += [fn.future(never()) for _ in range(75)]
+            t0 = time.time()
+            time.sleep(1.5)
+            # 300 half-sent calls: the 256 slots are full, health is not.
+            for _ in range(3):
+                self.assertEqual(srv.health(timeout=5), "SERVING")
+            self.assertEqual(srv.health("ateom.Ateom", timeout=5), "SERVING")
+            codes = {}
+            for f in futures:
+                try:
+                    f.result(timeout=max(1, 25 - (time.time() - t0)))
+                    codes["OK"] = codes.get("OK", 0) + 1
+                except grpc.RpcError as e:
+                    codes[e.code().name] = codes.get(e.code().name, 0) + 1
+                    if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                        self.assertIn("request message not received in time", e.details())
+            elapsed = time.time() - t0
+            # Every stalled call was ended by the server's bound (10 s), not
+            # earlier and not by a client deadline (there is none).
+            self.assertGreaterEqual(codes.get("DEADLINE_EXCEEDED", 0), 256, codes)
+            self.assertEqual(set(codes) - {"DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}, set(),
+                             codes)
+            self.assertGreater(elapsed, 9)
+            self.assertLess(elapsed, 20)
+            # The slots are free again.
+            req = run_request(actor="..", assets=ASSETS)
+            with self.assertRaises(grpc.RpcError) as cm:
+                srv.call("RunWorkload", req, timeout=5)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("request message not received in time", srv.log())
+        finally:
+            stop.set()
+            for ch in channels:
+                ch.close()
+            rc = srv.stop()
+            log = srv.log()
+            srv.cleanup()
+            self.assertEqual(rc, 0, log)
+
+
 class StartupTest(unittest.TestCase):
     def test_flags(self):
         exe = bin_path("ateom-microvm")
