@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds the worker image (deploy/image/Dockerfile) or the counter demo image
-# (deploy/demo/counter/Dockerfile) with docker or podman, tags it, and
-# optionally pushes it and/or loads it into a kind cluster.
+# (deploy/demo/counter/Dockerfile) with docker, podman or buildah, tags it,
+# and optionally pushes it and/or loads it into a kind cluster.
 set -o errexit -o nounset -o pipefail
 
 ATE_SCRIPT=build-image.sh
@@ -13,7 +13,7 @@ usage() {
   cat <<USAGE
 Usage: hack/build-image.sh [options]
 
-Builds an image with docker or podman and tags it.
+Builds an image with docker, podman or buildah and tags it.
 
   --image worker|counter  what to build (default: worker)
                             worker:  deploy/image/Dockerfile, context = the
@@ -23,13 +23,21 @@ Builds an image with docker or podman and tags it.
   --tag REF               image reference (default: \$ATE_IMAGE, else
                           localhost:5001/ateom-microvm:dev or
                           localhost:5001/ate-counter:dev)
-  --engine docker|podman  container engine (default: docker when present,
-                          else podman)
+  --engine ENGINE         docker, podman or buildah (default: docker when
+                          present, else podman, else buildah)
+  --build-image REF       worker: base image of the build stage (default:
+                          the Dockerfile's, a Debian 12 point release); pass
+                          REPO@sha256:DIGEST to pin it
+  --runtime-image REF     worker: base image of the runtime stage (default:
+                          the Dockerfile's slim Debian 12 point release)
   --platform OS/ARCH      target platform, e.g. linux/arm64 (default: the
                           engine's)
-  --push                  push the tag to its registry
-  --digest-file FILE      with --push: write the pushed REPO@sha256:DIGEST
-                          into FILE (what an ActorTemplate needs)
+  --push                  push the tag to its registry (podman and buildah
+                          push to localhost:PORT and 127.0.0.1:PORT, the kind
+                          registry, over plain HTTP)
+  --digest-file FILE      with --push: write REPO@sha256:DIGEST of the
+                          manifest the registry received into FILE (what an
+                          ActorTemplate needs)
   --load-kind [CLUSTER]   load the image into kind cluster CLUSTER (default:
                           \$KIND_CLUSTER_NAME, else "kind")
   --dry-run               print the commands, run none
@@ -45,6 +53,8 @@ image=worker
 tag=${ATE_IMAGE:-}
 engine=""
 platform=""
+build_base=""
+runtime_base=""
 push=0
 digest_file=""
 load_kind=0
@@ -70,6 +80,11 @@ while (($#)); do
     --platform)
       (($# >= 2)) || ate_die "--platform needs OS/ARCH"
       platform=$2
+      shift
+      ;;
+    --build-image | --runtime-image)
+      (($# >= 2)) || ate_die "$1 needs an image reference"
+      if [[ $1 == --build-image ]]; then build_base=$2; else runtime_base=$2; fi
       shift
       ;;
     --push) push=1 ;;
@@ -110,21 +125,26 @@ case $image in
   *) ate_die "--image must be worker or counter, not '$image'" ;;
 esac
 [[ -n $digest_file && $push == 0 ]] && ate_die "--digest-file needs --push"
+if [[ $image != worker && -n $build_base$runtime_base ]]; then
+  ate_die "--build-image and --runtime-image apply to the worker image only"
+fi
 
 if [[ -z $engine ]]; then
   if command -v docker >/dev/null 2>&1; then
     engine=docker
   elif command -v podman >/dev/null 2>&1; then
     engine=podman
+  elif command -v buildah >/dev/null 2>&1; then
+    engine=buildah
   elif ate_dry; then
     engine=docker
   else
-    ate_die "neither docker nor podman is on PATH (use --engine)"
+    ate_die "none of docker, podman or buildah is on PATH (use --engine)"
   fi
 fi
 case $engine in
-  docker | podman) ;;
-  *) ate_die "--engine must be docker or podman, not '$engine'" ;;
+  docker | podman | buildah) ;;
+  *) ate_die "--engine must be docker, podman or buildah, not '$engine'" ;;
 esac
 tools=("$engine")
 ((load_kind)) && tools+=(kind)
@@ -176,14 +196,37 @@ build_image() {
   args+=(--file "$file" --tag "$tag"
     --build-arg "ATE_VERSION=$version"
     --build-arg "ATE_GIT_COMMIT=$commit")
-  [[ $image == worker ]] && args+=(--build-arg "BUILD_JOBS=${ATE_BUILD_JOBS:-2}")
+  if [[ $image == worker ]]; then
+    args+=(--build-arg "BUILD_JOBS=${ATE_BUILD_JOBS:-2}")
+    [[ -n $build_base ]] && args+=(--build-arg "BUILD_IMAGE=$build_base")
+    [[ -n $runtime_base ]] && args+=(--build-arg "RUNTIME_IMAGE=$runtime_base")
+  fi
+  # buildah runs the RUN steps chrooted: no runtime or network setup needed.
+  [[ $engine == buildah ]] && args+=(--isolation chroot --layers)
   ate_run "$engine" build "${args[@]}" "$ctx"
 }
 
+# The kind registry (localhost:5001) speaks plain HTTP.  docker trusts
+# loopback registries on its own; podman and buildah must be told.
+plain_http_registry() {
+  case ${tag%%/*} in
+    localhost:* | 127.0.0.1:* | localhost) return 0 ;;
+  esac
+  return 1
+}
+
+# The digest an ActorTemplate pins must be the one of the manifest the
+# registry stored: docker records it in RepoDigests at push time; podman and
+# buildah may convert the manifest while pushing, so their own --digestfile
+# (written by the push) is used, never the local image's digest.
 push_image() {
-  ate_run "$engine" push "$tag"
+  local args=() ref pushed=$ate_work/pushed-digest
+  if [[ $engine != docker ]]; then
+    plain_http_registry && args+=(--tls-verify=false)
+    [[ -n $digest_file ]] && args+=(--digestfile "$pushed")
+  fi
+  ate_run "$engine" push "${args[@]}" "$tag"
   [[ -n $digest_file ]] || return 0
-  local ref
   if ate_dry; then
     ate_log "would write the pushed digest reference into $digest_file"
     return 0
@@ -192,19 +235,24 @@ push_image() {
     ref=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$tag" \
       | grep -F "$(ate_image_repo "$tag")@" | head -n1)
   else
-    ref="$(ate_image_repo "$tag")@$(podman image inspect --format '{{.Digest}}' "$tag")"
+    [[ -s $pushed ]] || ate_die "$engine push wrote no digest for $tag"
+    ref="$(ate_image_repo "$tag")@$(tr -d '[:space:]' <"$pushed")"
   fi
-  [[ $ref == *@sha256:* ]] || ate_die "could not find the pushed digest of $tag"
+  [[ $ref =~ @sha256:[0-9a-f]{64}$ ]] || ate_die "could not find the pushed digest of $tag (got '$ref')"
   printf '%s\n' "$ref" >"$digest_file"
   ate_log "pushed $ref"
 }
 
-# kind loads from the docker daemon; with podman it loads a saved archive.
+# kind loads from the docker daemon; with podman or buildah it loads a
+# saved archive.
 load_into_kind() {
   if [[ $engine == docker ]]; then
     ate_run kind load docker-image "$tag" --name "$kind_cluster"
-  else
+  elif [[ $engine == podman ]]; then
     ate_run podman save --output "$ate_work/image.tar" "$tag"
+    ate_run kind load image-archive "$ate_work/image.tar" --name "$kind_cluster"
+  else
+    ate_run buildah push "$tag" "docker-archive:$ate_work/image.tar:$tag"
     ate_run kind load image-archive "$ate_work/image.tar" --name "$kind_cluster"
   fi
 }

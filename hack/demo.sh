@@ -6,7 +6,8 @@ set -o errexit -o nounset -o pipefail
 
 usage() {
   cat <<USAGE
-Usage: hack/demo.sh [--no-deps] [--build DIR] [--personality V] [--keep] [--help]
+Usage: hack/demo.sh [--no-deps] [--build DIR | --bin DIR] [--container CTR]
+                    [--personality V] [--keep] [--help]
 
 Builds ateom-microvm, ateomctl and the cloud-hypervisor simulator, starts two
 worker "pods" (network namespaces with an ateom-microvm each, ch-sim as their
@@ -22,6 +23,16 @@ timings and cleans up.  Exits 0 only when the count continued.  Needs root.
 
   --no-deps         do not run hack/install-deps.sh
   --build DIR       build directory (default: build)
+  --bin DIR         use the binaries already built in DIR, build nothing
+  --container CTR   run ateom-microvm and ateomctl from the root filesystem
+                    of the buildah working container CTR (made from the
+                    worker image), chrooted as in a privileged worker pod:
+                    own mount namespace, /dev, /proc, /sys, writable
+                    /proc/sys, the pod's network namespace, and the work
+                    directory bind-mounted at the same path as the worker
+                    pod's hostPath; ch-sim arrives from the build as the
+                    cloud-hypervisor asset, as atelet stages assets
+                    (hack/image-demo.sh drives this)
   --personality V   cloud-hypervisor version to simulate: v51.1, v52.0 (default), v53.0
   --keep            keep the work directory (logs, snapshots) for inspection
 USAGE
@@ -29,12 +40,16 @@ USAGE
 
 deps=1
 build=build
+bin=""
+container=""
 personality=v52.0
 keep=0
 while (($#)); do
   case "$1" in
     --no-deps) deps=0; shift ;;
     --build) build=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --container) container=$2; shift 2 ;;
     --personality) personality=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -52,12 +67,41 @@ cd "$(dirname "$0")/.."
 if ((deps)); then
   hack/install-deps.sh
 fi
-echo "demo: building"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target ateom-microvm ateomctl ch-sim >/dev/null
-bin=$(cd "$build/bin" && pwd)
+if [[ -z $bin ]]; then
+  echo "demo: building"
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" -j "$(nproc)" --target ateom-microvm ateomctl ch-sim >/dev/null
+  bin=$build/bin
+fi
+bin=$(cd "$bin" && pwd)
+[[ -x $bin/ch-sim ]] || fail "no ch-sim in $bin"
+if [[ -n $container ]]; then
+  command -v buildah >/dev/null || fail "--container needs buildah"
+fi
 
 work=$(mktemp -d /tmp/ateom-demo.XXXXXX)
+# Where ateom-microvm and ateomctl come from: the build, or the worker
+# image's root filesystem.  A privileged worker pod has its own mount
+# namespace, the host's devices, a writable /proc/sys (the server enables
+# forwarding in the pod's network namespace) and the hostPath; chroot into
+# the image with exactly that (buildah run would make /proc/sys read-only).
+# The environment is the image's, not ours.
+if [[ -n $container ]]; then
+  rootfs=$(buildah mount "$container")
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  in_image=(unshare --mount --propagation private -- sh -c '
+      r=$1 w=$2; shift 2
+      mount --rbind /dev "$r/dev" && mount -t proc proc "$r/proc" &&
+        mount -t sysfs sysfs "$r/sys" && mount -t tmpfs tmpfs "$r/run" &&
+        mkdir -p "$r$w" && mount --bind "$w" "$r$w" &&
+        exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+    ' sh "$rootfs" "$work" "CH_SIM_PERSONALITY=$personality")
+  server_cmd=("${in_image[@]}" /usr/local/bin/ateom-microvm)
+  ctl_cmd=("${in_image[@]}" /usr/local/bin/ateomctl)
+else
+  server_cmd=("$bin/ateom-microvm")
+  ctl_cmd=("$bin/ateomctl")
+fi
 tag=$$
 pods=(a b)
 declare -A server_pid=()
@@ -73,7 +117,7 @@ cleanup() {
     ip netns del "democli-$p-$tag" 2>/dev/null || true
     ip netns del "ateom:demo-$p-$tag" 2>/dev/null || true
   done
-  pkill -KILL -f "^$bin/ch-sim .*$work/" 2>/dev/null || true
+  pkill -KILL -f "^$work/static-files/cloud-hypervisor " 2>/dev/null || true
   if ((keep)); then
     echo "demo: kept $work"
   else
@@ -84,10 +128,11 @@ trap cleanup EXIT
 
 ns=default tmpl=counter-microvm actor=demo-1
 
-# Assets as atelet stages them (static-files/runsc-<sha>); ch-sim only checks
-# that the kernel and image exist.
+# Assets as atelet stages them (static-files/runsc-<sha>), the VMM (here
+# ch-sim) among them; ch-sim only checks that the kernel and image exist.
 assets=$work/static-files
 mkdir -p "$assets"
+cp "$bin/ch-sim" "$assets/cloud-hypervisor"
 printf 'simulated kata kernel\n' >"$assets/runsc-kernel"
 truncate -s 16M "$assets/runsc-image"
 cat >"$assets/runsc-config" <<'TOML'
@@ -98,7 +143,7 @@ default_memory = 2048
 TOML
 printf 'nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local\n' >"$work/resolv.conf"
 asset_flags=(--asset "kata-kernel=$assets/runsc-kernel" --asset "kata-image=$assets/runsc-image"
-  --asset "kata-config=$assets/runsc-config" --asset "cloud-hypervisor=$bin/ch-sim")
+  --asset "kata-config=$assets/runsc-config" --asset "cloud-hypervisor=$assets/cloud-hypervisor")
 
 # A pod: netns "demo-<p>" whose eth0 is a veth to a client netns.
 start_pod() {
@@ -116,13 +161,13 @@ start_pod() {
   ip -n "$cli_ns" link set cli0 up
   mkdir -p "$work/$p"
   CH_SIM_PERSONALITY=$personality nsenter --net="/run/netns/$pod_ns" \
-    "$bin/ateom-microvm" --pod-uid="demo-$p-$tag" --base-path="$work/$p/base" \
+    "${server_cmd[@]}" --pod-uid="demo-$p-$tag" --base-path="$work/$p/base" \
     --run-dir="$work/$p/run" --kata-run-dir="$work/$p/kata" --resolv-conf="$work/resolv.conf" \
     --detect-gce=false >"$work/$p/server.log" 2>&1 &
   server_pid[$p]=$!
   local sock="$work/$p/base/ateoms/demo-$p-$tag/ateom.sock"
   for _ in $(seq 200); do
-    "$bin/ateomctl" --socket "$sock" --timeout 1s health >/dev/null 2>&1 && return 0
+    "${ctl_cmd[@]}" --socket "$sock" --timeout 1s health >/dev/null 2>&1 && return 0
     kill -0 "${server_pid[$p]}" 2>/dev/null || break
     sleep 0.05
   done
@@ -133,7 +178,7 @@ start_pod() {
 ctl() {
   local p=$1
   shift
-  "$bin/ateomctl" --socket "$work/$p/base/ateoms/demo-$p-$tag/ateom.sock" --timeout 60s "$@"
+  "${ctl_cmd[@]}" --socket "$work/$p/base/ateoms/demo-$p-$tag/ateom.sock" --timeout 60s "$@"
 }
 
 actor_dir() { echo "$work/$1/base/actors/$ns:$tmpl:$actor"; }

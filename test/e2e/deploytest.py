@@ -13,10 +13,11 @@ SOURCE = os.environ.get("ATE_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("ATE_BUILD_DIR", "")
 STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs", "stub.py")
-STUB_TOOLS = ("kubectl", "kind", "docker", "podman", "curl", "gcloud", "aws", "go",
-              "openssl", "kubectl-ate")
+STUB_TOOLS = ("kubectl", "kind", "docker", "podman", "buildah", "mmdebstrap", "curl", "gcloud",
+              "aws", "go", "openssl", "kubectl-ate")
 ZERO_DIGEST = "sha256:" + "0" * 64
 STUB_DIGEST = "sha256:" + "ab" * 32
+STUB_PUSHED_DIGEST = "sha256:" + "cd" * 32
 
 # Spec 10.2 ([PR], kata 3.31, cloud-hypervisor v52.0): the values every
 # manifest and script must carry, written here independently of them.

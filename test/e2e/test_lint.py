@@ -11,7 +11,7 @@ import unittest
 
 from deploytest import SOURCE, skip_whole_test, main
 
-SCRIPTS = ["hack/build-image.sh", "deploy/image/runtime-packages.sh"] + sorted(
+SCRIPTS = ["hack/build-image.sh", "hack/image-demo.sh", "deploy/image/runtime-packages.sh"] + sorted(
     os.path.relpath(p, SOURCE) for p in glob.glob(os.path.join(SOURCE, "hack/kind/*.sh"))
     + glob.glob(os.path.join(SOURCE, "hack/microvm-assets/*.sh")))
 EXECUTABLES = [s for s in SCRIPTS if os.access(os.path.join(SOURCE, s), os.X_OK)]
@@ -31,7 +31,10 @@ class LintTest(unittest.TestCase):
             self.assertIn(s, EXECUTABLES)
 
     def test_shellcheck(self):
-        r = subprocess.run(["shellcheck", "-x", "--severity=style"] + SCRIPTS, cwd=SOURCE,
+        # hack/demo.sh too: hack/image-demo.sh drives it (it has no dry run:
+        # it touches no cluster).
+        r = subprocess.run(["shellcheck", "-x", "--severity=style"] + SCRIPTS + ["hack/demo.sh"],
+                           cwd=SOURCE,
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
@@ -79,6 +82,36 @@ class WorkerImageDependenciesTest(unittest.TestCase):
                                          r"([^)]*)\)", f.read()):
                         mods.update(m.group(1).split())
         return mods
+
+    def dockerfile(self):
+        with open(os.path.join(SOURCE, "deploy/image/Dockerfile")) as f:
+            return f.read()
+
+    def test_commit_reaches_the_binary(self):
+        """The build context has no .git: the commit must reach cmake as a
+        build argument, and the image build must check that --version names
+        it (a label alone left `commit=unknown` in the binary)."""
+        text = self.dockerfile()
+        build, runtime = text.split("\nFROM ", 2)[1:]
+        self.assertIn("ARG ATE_GIT_COMMIT", build)
+        self.assertRegex(build, r'cmake -S \. -B /build [^\n]*"-DATE_GIT_COMMIT=\$\{ATE_GIT_COMMIT\}"')
+        self.assertIn("ARG ATE_GIT_COMMIT", runtime)
+        self.assertIn('grep -q " commit=${ATE_GIT_COMMIT} "', runtime)
+
+    def test_every_tool_is_checked(self):
+        """`command -v a b` under dash succeeds when only one is found:
+        each tool the server runs is checked on its own."""
+        text = self.dockerfile()
+        self.assertNotRegex(text, r"command -v [^\s|;]+ [^\s|;]+")
+        self.assertIn('for t in mkfs.ext4 debugfs; do command -v "$t" || exit 1; done', text)
+
+    def test_base_images_are_not_floating(self):
+        """Base images name a Debian point release (or a digest), not a
+        moving suite tag."""
+        bases = re.findall(r"^ARG (BUILD_IMAGE|RUNTIME_IMAGE)=(\S+)$", self.dockerfile(), re.M)
+        self.assertEqual([b[0] for b in bases], ["BUILD_IMAGE", "RUNTIME_IMAGE"])
+        for _, ref in bases:
+            self.assertRegex(ref, r"^debian(:12\.\d+(-slim)?|@sha256:[0-9a-f]{64})$")
 
     def test_build_stage_covers_pkg_config_modules(self):
         if not shutil.which("pkg-config") or not shutil.which("dpkg"):

@@ -10,8 +10,8 @@ import unittest
 
 import yaml
 
-from deploytest import (SOURCE, SPEC_PINS, STUB_DIGEST, ZERO_DIGEST, ScriptTestCase, commands,
-                        main, skip_whole_test)
+from deploytest import (SOURCE, SPEC_PINS, STUB_DIGEST, STUB_PUSHED_DIGEST, ZERO_DIGEST,
+                        ScriptTestCase, commands, main, skip_whole_test)
 
 # The scripts render manifests with the real kubectl kustomize (the kubectl
 # stub hands `kustomize` to it).
@@ -158,10 +158,82 @@ class BuildImageTest(ScriptTestCase):
         self.assertEqual([l.split()[:2] for l in self.stub_lines()],
                          [["docker", "build"], ["docker", "push"], ["docker", "image"]])
 
+    def test_podman_push_to_kind_registry(self):
+        """The kind registry is plain HTTP: podman must be told, and the
+        digest recorded is the one the push reports (the registry's), not
+        the local image's."""
+        digest_file = os.path.join(self.tmp, "digest")
+        self.run_script("hack/build-image.sh", "--engine", "podman", "--image", "counter",
+                        "--push", "--digest-file", digest_file, check=True)
+        push = [c["args"] for c in self.stub_calls() if c["args"][:1] == ["push"]]
+        self.assertEqual(push, [["push", "--tls-verify=false", "--digestfile",
+                                 os.path.join(self.work, "pushed-digest"),
+                                 "localhost:5001/ate-counter:dev"]])
+        with open(digest_file) as f:
+            self.assertEqual(f.read(), "localhost:5001/ate-counter@%s\n" % STUB_PUSHED_DIGEST)
+        self.assertFalse([l for l in self.stub_lines() if "image inspect" in l])
+
+    def test_remote_registry_keeps_tls(self):
+        for engine in ("podman", "buildah"):
+            r = self.run_script("hack/build-image.sh", "--dry-run", "--engine", engine, "--push",
+                                "--tag", "reg.example.com/ate/ateom-microvm:1", check=True)
+            (push,) = [c for c in commands(r.stdout) if " push " in c]
+            self.assertEqual(push, "%s push reg.example.com/ate/ateom-microvm:1" % engine)
+        r = self.run_script("hack/build-image.sh", "--dry-run", "--engine", "docker", "--push",
+                            check=True)
+        self.assertIn("docker push localhost:5001/ateom-microvm:dev", commands(r.stdout))
+
+    def test_buildah_with_base_images(self):
+        digest_file = os.path.join(self.tmp, "digest")
+        r = self.run_script("hack/build-image.sh", "--engine", "buildah", "--build-image",
+                            "localhost/base:12", "--runtime-image", "localhost/slim:12", "--push",
+                            "--digest-file", digest_file, "--load-kind", "k1", check=True)
+        ctx = os.path.join(self.work, "context")
+        cmds = commands(r.stdout)
+        self.assertRegex(cmds[0], r"^buildah build --file %s/deploy/image/Dockerfile --tag "
+                         r"localhost:5001/ateom-microvm:dev --build-arg ATE_VERSION=\S+ --build-arg "
+                         r"ATE_GIT_COMMIT=\S+ --build-arg BUILD_JOBS=2 --build-arg "
+                         r"BUILD_IMAGE=localhost/base:12 --build-arg RUNTIME_IMAGE=localhost/slim:12 "
+                         r"--isolation chroot --layers %s$" % (re.escape(ctx), re.escape(ctx)))
+        self.assertEqual(cmds[1:], [
+            "buildah push --tls-verify=false --digestfile %s/pushed-digest "
+            "localhost:5001/ateom-microvm:dev" % self.work,
+            "buildah push localhost:5001/ateom-microvm:dev docker-archive:%s/image.tar:"
+            "localhost:5001/ateom-microvm:dev" % self.work,
+            "kind load image-archive %s/image.tar --name k1" % self.work,
+        ])
+        with open(digest_file) as f:
+            self.assertEqual(f.read().strip(), "localhost:5001/ateom-microvm@" + STUB_PUSHED_DIGEST)
+
     def test_bad_arguments(self):
-        for args in (["--image", "x"], ["--engine", "rkt"], ["--digest-file", "f"]):
+        for args in (["--image", "x"], ["--engine", "rkt"], ["--digest-file", "f"],
+                     ["--image", "counter", "--build-image", "debian:12"]):
             r = self.run_script("hack/build-image.sh", "--dry-run", *args, check=False)
             self.assertNotEqual(r.returncode, 0, args)
+        self.assertEqual(self.stub_calls(), [])
+
+
+class ImageDemoTest(ScriptTestCase):
+    def test_dry_run_sequence(self):
+        work = os.path.join(self.tmp, "imgdemo")
+        r = self.run_script("hack/image-demo.sh", "--dry-run", "--work", work, "--build",
+                            os.path.join(self.tmp, "b"), check=True)
+        commit = subprocess.run(["git", "-C", SOURCE, "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        self.assertInOrder(commands(r.stdout), [
+            "mmdebstrap --variant=apt --mode=root bookworm %s/bookworm.tar.tmp" % work,
+            "hack/build-image.sh --engine buildah --tag localhost/ateom-microvm:image-demo "
+            "--build-image localhost/ate-base/debian:12 --runtime-image "
+            "localhost/ate-base/debian:12 --dry-run",
+            "buildah from --name ateom-image-demo localhost/ateom-microvm:image-demo",
+            "buildah run --isolation chroot ateom-image-demo -- sh -c",
+            "cmake --build %s/b -j 2 --target ch-sim" % self.tmp,
+            "hack/demo.sh --no-deps --bin %s/b/bin --container ateom-image-demo" % self.tmp,
+        ])
+        self.assertIn("commit=%s " % commit, r.stdout, "the check wants this checkout's commit")
+        with open(os.path.join(work, "storage.conf")) as f:
+            self.assertIn('graphroot = "%s/storage"' % work, f.read(),
+                          "a private image store, not the host's")
         self.assertEqual(self.stub_calls(), [])
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Stand-in for the CLIs the deploy scripts drive (kubectl, kind, docker,
-podman, curl, gcloud, aws, go, git, kubectl-ate, ...), installed on PATH by
+podman, buildah, mmdebstrap, curl, gcloud, aws, go, git, kubectl-ate, ...), installed on PATH by
 test/e2e under each tool's name.
 
 Every call appends {"tool", "args", "cwd"} as a JSON line to $STUB_LOG.
@@ -12,6 +12,8 @@ scripts read are faked from a small state file ($STUB_STATE):
   - `kubectl get pods ... --output name` lists one worker / atelet pod;
   - `kind get nodes` lists <name>-control-plane and <name>-worker;
   - `docker|podman image inspect` prints a registry digest;
+  - `podman|buildah push --digestfile F` writes PUSHED_DIGEST (another
+    digest than the local one: what the registry stored) into F;
   - `kubectl-ate` keeps each actor's status (create -> SUSPENDED,
     resume -> RUNNING, suspend -> SUSPENDED) and prints it on `get`;
   - `curl --output F` writes the counter's reply (the in-memory count,
@@ -28,6 +30,7 @@ import time
 
 REAL_KUBECTL = "/usr/bin/kubectl"
 DIGEST = "sha256:" + "ab" * 32
+PUSHED_DIGEST = "sha256:" + "cd" * 32
 
 
 def state_load():
@@ -108,6 +111,12 @@ def kind(args):
 
 
 def engine(tool, args):
+    if args[:1] == ["push"] and tool != "docker":
+        digest_file = flag_value(args, "--digestfile")
+        if digest_file:
+            with open(digest_file, "w") as f:
+                f.write(PUSHED_DIGEST)
+        return 0
     if args[:2] == ["image", "inspect"]:
         ref = args[-1]
         last = ref.rsplit("/", 1)[-1]
@@ -179,7 +188,7 @@ def main():
         return kubectl(args)
     if tool == "kind":
         return kind(args)
-    if tool in ("docker", "podman"):
+    if tool in ("docker", "podman", "buildah"):
         return engine(tool, args)
     if tool == "kubectl-ate":
         return kubectl_ate(args)
