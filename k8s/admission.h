@@ -4,7 +4,7 @@
  *
  * The same rules a cluster enforces for the ate.dev/v1alpha1 kinds
  * SandboxConfig, WorkerPool and ActorTemplate: the CRD schema constraints we
- * depend on, the ValidatingAdmissionPolicy "sandboxconfig-assets"
+ * depend on, the ValidatingAdmissionPolicy "ateom-microvm-sandboxconfig-assets"
  * (deploy/kustomize/base/policy/), and cross-object checks the cluster only
  * reports at run time (class mismatches between a WorkerPool, its
  * SandboxConfig and the ActorTemplates that select it).  Plus the worker
@@ -85,7 +85,7 @@ size_t ate_admission_set_skipped (const struct ate_admission_set *set);
 enum ate_admission_origin
 {
   ATE_ADMISSION_ORIGIN_SCHEMA,     /* CRD schema / apiserver object checks */
-  ATE_ADMISSION_ORIGIN_POLICY,     /* ValidatingAdmissionPolicy sandboxconfig-assets */
+  ATE_ADMISSION_ORIGIN_POLICY,     /* our ValidatingAdmissionPolicy */
   ATE_ADMISSION_ORIGIN_CROSS,      /* between objects of the set */
   ATE_ADMISSION_ORIGIN_CONTROLLER, /* what the controller/scheduler would fail on */
 };

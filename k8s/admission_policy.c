@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The ValidatingAdmissionPolicy "sandboxconfig-assets"
+ * The ValidatingAdmissionPolicy "ateom-microvm-sandboxconfig-assets"
  * (deploy/kustomize/base/policy/sandboxconfig-assets.yaml) in C.  Each
  * function below mirrors one `validations[]` entry of the manifest; the
  * agreement test (test/integration/admission/cel_agreement.py) evaluates the
@@ -12,10 +12,11 @@
  *   [1] microvm: the same shape with cloud-hypervisor, kata-kernel,
  *                kata-image, kata-config ([PR]; the require-virtiofsd
  *                component adds virtiofsd, as at [HEAD])
- *   [2] urls:    !has(assets) || every asset url matches
- *                '^(gs|s3)://[^/]+/.+$' (ours: atelet reads assets from an
- *                object store, taking the host as bucket and the path as
- *                object; any other scheme fails only on the node)
+ *   [2] urls:    class != 'microvm' || !has(assets) || every asset url
+ *                matches '^(gs|s3)://[^/]+/.+$' (ours: atelet reads
+ *                assets from an object store, taking the host as bucket and
+ *                the path as object; any other scheme fails only on the
+ *                node; gvisor configs are left to upstream's own policy)
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -189,7 +190,8 @@ admission_policy_check (struct ate_admission_report *r, const struct admission_o
 
   if (cls != NULL)
     check_class_assets (r, o, assets, cls, flags);
-  check_urls (r, o, assets);
+  if (cls != NULL && strcmp (cls, ATE_ADMISSION_CLASS_MICROVM) == 0)
+    check_urls (r, o, assets);
 }
 
 /* ---- The server's check of runtime_asset_paths ------------------------------------ */

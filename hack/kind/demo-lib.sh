@@ -212,7 +212,8 @@ demo_write_kustomization() {
   {
     printf -- '---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n'
     printf 'resources:\n  - %s\n' "$(realpath --relative-to="$dir" "$base")"
-    printf 'configurations:\n  - kustomizeconfig.yaml\nimages:\n'
+    printf 'configurations:\n  - kustomizeconfig.yaml\n'
+    (($# == 0)) || printf 'images:\n'
     for pair in "$@"; do
       name=${pair%%=*}
       ref=${pair#*=}

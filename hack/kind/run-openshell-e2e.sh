@@ -28,8 +28,8 @@ docs/operations.md, "OpenShell end to end") and either push it yourself
 script push a local image into the kind registry (--openshell-source-image).
 
 Phases: kind cluster, substrate control plane, our worker image, the
-OpenShell image, runtime assets, the runtime part of
-deploy/kustomize/overlays/kind (policy + default microvm SandboxConfig),
+OpenShell image, runtime assets, deploy/kustomize/overlays/kind-runtime
+(policy + default microvm SandboxConfig),
 deploy/demo/openshell-microvm; then wait for the golden snapshot, create and
 resume an actor, GET /status through the atenet router, suspend, resume,
 GET /status again (uptime must not go back: the process survived).
@@ -129,10 +129,8 @@ images() {
 }
 
 apply_runtime() {
-  demo_write_kustomization "$ate_work/runtime" "$ATE_ROOT/deploy/kustomize/overlays/kind" \
-    "$KIND_OVERLAY_WORKER=$worker_image"
+  demo_write_kustomization "$ate_work/runtime" "$ATE_ROOT/deploy/kustomize/overlays/kind-runtime"
   demo_render "$ate_work/runtime" "$ate_work/runtime.yaml"
-  # Only the runtime part: the counter demo in the same overlay is not needed.
   ate_kubectl apply --selector app.kubernetes.io/component=microvm-runtime -f "$ate_work/runtime.yaml"
 }
 
