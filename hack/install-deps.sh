@@ -29,6 +29,7 @@ packages=(
   libnftables-dev nftables libnl-3-dev libnl-route-3-dev libcmocka-dev
   e2fsprogs xfsprogs util-linux coreutils iproute2 curl socat jq qemu-utils
   valgrind clang libclang-rt-14-dev hyperfine shellcheck yamllint
+  buildah mmdebstrap
   golang-go golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc
   golang-github-klauspost-compress-dev
