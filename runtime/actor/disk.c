@@ -105,7 +105,7 @@ resolv_conf_current (const char *dst, const char *content, size_t len)
   return have_len == len && memcmp (have, content, len) == 0;
 }
 
-/* The pod's resolv.conf into every bundle's rootfs (docs/networking.md,
+/* The pod's resolv.conf into every bundle's rootfs (docs/architecture.md,
  * "Guest DNS"). */
 static int
 write_resolv_conf (const struct actor_env *env, struct actor *a, struct ate_error **err)

@@ -182,7 +182,7 @@ actor_vm_restore (const struct actor_env *env, struct actor *a, const char *rest
   actor_timing_step (t, "vm_restore", &mark);
   /* CH demand-pages guest memory from the restore dir until the VM is torn
    * down, and the next snapshot will be a delta of it
-   * (docs/cloud-hypervisor.md, "Restore memory modes"). */
+   * (docs/cloud-hypervisor.md, "Supported CH versions"). */
   if (mode == CH_RESTORE_ONDEMAND)
     a->restore_src = xstrdup (restore_dir);
   if (actor_state_save (a, err) < 0)
