@@ -41,6 +41,12 @@ struct sim_guest_ops
    * "/dev/vdb", ... in vm.create disk order), or NULL when the VM has no
    * such disk. */
   const char *(*block_device_path) (void *ctx, const char *guest_dev);
+  /* Read or write the block device `guest_dev` as the guest sees it (a
+   * qcow2 overlay through its backing file).  0 on success, -1 with errno
+   * (ENODEV: no such disk). */
+  int (*block_device_read) (void *ctx, const char *guest_dev, uint64_t off, void *buf, size_t len);
+  int (*block_device_write) (void *ctx, const char *guest_dev, uint64_t off, const void *buf,
+                             size_t len);
 
   /* Diagnostics to the simulator's own log (stderr). */
   void (*log) (void *ctx, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));

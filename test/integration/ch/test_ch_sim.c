@@ -35,6 +35,7 @@
 #include <cmocka.h>
 
 #include "ch/ch.h"
+#include "qcow2/qcow2.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -428,7 +429,7 @@ test_disk_mismatch (void **state)
   make_file (E.disk, 8 << 20, "rootfs v2");
   vmm = restore ("v52.0", "snap1", CH_RESTORE_PREF_AUTO, "api-b.sock", &err, NULL);
   assert_non_null (err);
-  assert_non_null (strstr (err->msg, "rootfs differs"));
+  assert_non_null (strstr (err->msg, "differs from what the guest had at its snapshot"));
   ate_error_release (&err);
   stop (vmm);
   /* Reset to the golden content: the same lineage restores fine. */
@@ -437,6 +438,95 @@ test_disk_mismatch (void **state)
   if (err)
     fail_msg ("resume: %s", err->msg);
   stop (vmm);
+}
+
+/* Boot a VM whose writable disk is `disk` as declared; returns the boot
+ * error (NULL when it booted). */
+static struct ate_error *
+boot_with_disk (struct ch_vmm *vmm, const char *disk, const char *type, bool backing_files)
+{
+  struct ch_disk_config disks[] = { { E.image, true, false, 1, 1024, "Raw", false },
+                                    { disk, false, false, 1, 1024, type, backing_files } };
+  struct ch_vm_config cfg = { .boot_vcpus = 1, .memory_size = MEM_SIZE, .kernel = E.kernel,
+                              .disks = disks, .n_disks = 2 };
+  struct ate_error *err = NULL;
+
+  check (ch_vm_create (ch_vmm_socket (vmm), &cfg, ate_deadline_in_ms (5000), &err), &err);
+  if (ch_vm_boot (ch_vmm_socket (vmm), ate_deadline_in_ms (5000), &err) < 0)
+    return err;
+  return NULL;
+}
+
+static bool
+dirty_bit (const char *path)
+{
+  uint8_t b = 0;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pread (fd, &b, 1, 79), 1);
+  close (fd);
+  return b & 1;
+}
+
+/* A qcow2 overlay over a raw base, as cloud-hypervisor takes it: the
+ * declared type must be the detected one, a backing file needs
+ * backing_files, the dirty bit is set while the VM runs and cleared only
+ * by a clean stop (a killed VMM leaves it). */
+static void
+test_qcow2_overlay (void **state)
+{
+  (void) state;
+  cleanup_free char *base = in_dir ("base.raw");
+  cleanup_free char *ov = in_dir ("overlay.qcow2");
+  struct ate_error *err = NULL;
+  struct qcow2_image *img = NULL;
+  struct ch_vmm *vmm;
+  pid_t pid;
+  int fd;
+
+  make_file (base, 8 << 20, "base content");
+  check (qcow2_file_create_overlay (ov, base, 8 << 20, &err), &err);
+
+  vmm = launch ("v52.0", "api-a.sock");
+  err = boot_with_disk (vmm, ov, "Raw", false);
+  assert_non_null (err);
+  assert_non_null (strstr (err->msg, "image type mismatch: configured Raw, detected Qcow2"));
+  ate_error_release (&err);
+  stop (vmm);
+
+  vmm = launch ("v52.0", "api-b.sock");
+  err = boot_with_disk (vmm, ov, "Qcow2", false);
+  assert_non_null (err);
+  assert_non_null (strstr (err->msg, "backing_files is not enabled"));
+  ate_error_release (&err);
+  stop (vmm);
+
+  vmm = launch ("v53.0", "api-c.sock");
+  assert_null (boot_with_disk (vmm, ov, "Qcow2", true));
+  assert_true (dirty_bit (ov));
+  stop (vmm);
+  assert_false (dirty_bit (ov));
+  fd = open (ov, O_RDONLY | O_CLOEXEC);
+  check (qcow2_image_open (fd, &(struct qcow2_expect){ .virtual_size = 8 << 20,
+                                                       .backing_name = base }, &img, &err), &err);
+  qcow2_image_free (img);
+  close (fd);
+
+  /* A VMM that dies leaves the overlay dirty: it must not be read. */
+  vmm = launch ("v53.0", "api-d.sock");
+  assert_null (boot_with_disk (vmm, ov, "Qcow2", true));
+  pid = ch_vmm_pid (vmm);
+  assert_int_equal (kill (pid, SIGKILL), 0);
+  for (size_t i = 0; i < MAX_VMMS; i++)
+    if (E.vmms[i] == vmm)
+      E.vmms[i] = NULL;
+  ch_vmm_free (vmm); /* reaps it */
+  assert_true (dirty_bit (ov));
+  fd = open (ov, O_RDONLY | O_CLOEXEC);
+  assert_int_equal (qcow2_image_open (fd, NULL, &img, &err), -1);
+  assert_int_equal (err->status, EUCLEAN);
+  ate_error_release (&err);
+  close (fd);
 }
 
 static void
@@ -576,6 +666,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_ondemand_delta_merge_v52, setup, teardown),
     cmocka_unit_test_setup_teardown (test_ondemand_v53_prefaults, setup, teardown),
     cmocka_unit_test_setup_teardown (test_disk_mismatch, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_qcow2_overlay, setup, teardown),
     cmocka_unit_test_setup_teardown (test_disk_lock_and_bad_requests, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vsock_console_and_network, setup, teardown),
   };

@@ -327,7 +327,6 @@ check_blk_storage (struct sim_agent *a, const Grpc__Storage *s, struct sim_reply
 {
   const char *path;
   unsigned char magic[2] = { 0 };
-  int fd;
 
   if (strcmp (s->driver, "blk") != 0)
     return sim_reply_error (r, ATE_CODE_INVALID_ARGUMENT,
@@ -349,18 +348,13 @@ check_blk_storage (struct sim_agent *a, const Grpc__Storage *s, struct sim_reply
     return sim_reply_error (r, ATE_CODE_NOT_FOUND, "blk storage: no device %s in the VM",
                             s->source),
            false;
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || pread (fd, magic, 2, EXT4_MAGIC_OFFSET) != 2 || magic[0] != 0x53
-      || magic[1] != 0xef)
-    {
-      if (fd >= 0)
-        close (fd);
-      return sim_reply_error (r, ATE_CODE_INTERNAL,
-                              "mount %s (%s) on %s: not an ext4 filesystem", s->source, path,
-                              s->mount_point),
-             false;
-    }
-  close (fd);
+  /* What the guest reads from the device (through a qcow2 overlay). */
+  if (a->ops.block_device_read (a->ops.ctx, s->source, EXT4_MAGIC_OFFSET, magic, 2) < 0
+      || magic[0] != 0x53 || magic[1] != 0xef)
+    return sim_reply_error (r, ATE_CODE_INTERNAL,
+                            "mount %s (%s) on %s: not an ext4 filesystem", s->source, path,
+                            s->mount_point),
+           false;
   return true;
 }
 

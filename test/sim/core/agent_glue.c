@@ -60,6 +60,40 @@ block_device_path (void *ctx, const char *guest_dev)
   return i < g->s->ndisks ? g->s->disks[i].path : NULL;
 }
 
+static struct sim_vdisk *
+guest_vdisk (struct glue *g, const char *guest_dev)
+{
+  if (guest_dev == NULL || strncmp (guest_dev, "/dev/vd", 7) != 0 || guest_dev[7] < 'a'
+      || guest_dev[7] > 'z' || guest_dev[8] != '\0')
+    return NULL;
+  size_t i = (size_t) (guest_dev[7] - 'a');
+  return i < g->s->ndisks ? g->s->disks[i].vd : NULL;
+}
+
+static int
+block_device_read (void *ctx, const char *guest_dev, uint64_t off, void *buf, size_t len)
+{
+  struct sim_vdisk *d = guest_vdisk (ctx, guest_dev);
+  if (d == NULL)
+    {
+      errno = ENODEV;
+      return -1;
+    }
+  return sim_vdisk_read (d, off, buf, len);
+}
+
+static int
+block_device_write (void *ctx, const char *guest_dev, uint64_t off, const void *buf, size_t len)
+{
+  struct sim_vdisk *d = guest_vdisk (ctx, guest_dev);
+  if (d == NULL)
+    {
+      errno = ENODEV;
+      return -1;
+    }
+  return sim_vdisk_write (d, off, buf, len);
+}
+
 static void agent_log (void *ctx, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 static void
@@ -86,6 +120,8 @@ sim_agent_glue_start (struct sim *s, bool restored)
   g->ops.state_write = state_write;
   g->ops.netns_fd = s->netns_fd;
   g->ops.block_device_path = block_device_path;
+  g->ops.block_device_read = block_device_read;
+  g->ops.block_device_write = block_device_write;
   g->ops.log = agent_log;
   g->agent = sim_agent_new (&g->ops, restored);
   if (g->agent == NULL)

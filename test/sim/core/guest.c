@@ -198,57 +198,119 @@ sim_guest_tick (struct sim_mem *m, uint64_t elapsed_ns)
 
 /* -------------------------------------------------------------- disks */
 
-int
-sim_disk_digest (const char *path, uint8_t out[16], char **errmsg)
+/* Holes and zero blocks hash alike: the digest is about content, not
+ * about how a copy happened to allocate it. */
+static void
+hash_blocks (struct hash128 *h, uint64_t base, const uint8_t *p, uint64_t len)
+{
+  static const unsigned char zero[SIM_PAGE];
+  for (uint64_t b = 0; b < len; b += SIM_PAGE)
+    {
+      size_t n = len - b < SIM_PAGE ? (size_t) (len - b) : SIM_PAGE;
+      if (memcmp (p + b, zero, n) == 0)
+        continue;
+      hash_u64 (h, base + b);
+      hash_bytes (h, p + b, n);
+    }
+}
+
+static void
+hash_cluster (uint64_t guest_off, const uint8_t *data, uint64_t len, void *opaque)
+{
+  struct hash128 *h = opaque;
+  /* Which clusters the overlay holds, then their content. */
+  hash_u64 (h, guest_off | 1);
+  hash_blocks (h, guest_off, data, len);
+}
+
+/* A raw disk: every data extent. */
+static int
+digest_extents (int fd, uint64_t size, struct hash128 *h, char **errmsg)
 {
   struct ate_error *err = NULL;
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
-  static const unsigned char zero[SIM_PAGE];
   unsigned char buf[SIM_PAGE];
-  struct hash128 h;
-  struct stat st;
   off_t off = 0, s, e;
   int r;
 
-  if (fd < 0 || fstat (fd, &st) < 0)
-    {
-      *errmsg = xasprintf ("disk `%s`: %s", path, strerror (errno));
-      return -1;
-    }
-  hash_init (&h);
-  hash_u64 (&h, (uint64_t) st.st_size);
-  /* Holes and zero blocks hash alike: the digest is about content, not
-   * about how a copy happened to allocate it. */
-  while ((r = ate_sparse_next_extent (fd, off, st.st_size, &s, &e, &err)) > 0)
+  while ((r = ate_sparse_next_extent (fd, off, (off_t) size, &s, &e, &err)) > 0)
     {
       for (off_t b = s - s % SIM_PAGE; b < e; b += SIM_PAGE)
         {
           ssize_t n = pread (fd, buf, SIM_PAGE, b);
           if (n < 0)
             {
-              *errmsg = xasprintf ("read disk `%s`: %s", path, strerror (errno));
+              *errmsg = xasprintf ("read disk: %s", strerror (errno));
               return -1;
             }
-          if (n == 0 || memcmp (buf, zero, (size_t) n) == 0)
-            continue;
-          hash_u64 (&h, (uint64_t) b);
-          hash_bytes (&h, buf, (size_t) n);
+          if (n > 0)
+            hash_blocks (h, (uint64_t) b, buf, (uint64_t) n);
         }
       off = e;
     }
   if (r < 0)
     {
-      *errmsg = xasprintf ("disk `%s`: %s", path, err->msg);
+      *errmsg = xasprintf ("read disk: %s", err->msg);
       ate_error_release (&err);
       return -1;
     }
+  return 0;
+}
+
+/* A qcow2 overlay's base stands for itself by its size, first MiB and a
+ * 64 KiB sample every 64 MiB: a base of another image or build differs
+ * there, and a restore does not read gigabytes of an unchanged base. */
+static int
+digest_base_sampled (int fd, uint64_t size, struct hash128 *h, char **errmsg)
+{
+  cleanup_free uint8_t *buf = xmalloc (1u << 20);
+
+  hash_u64 (h, size);
+  for (uint64_t off = 0; off < size; off += 64u << 20)
+    {
+      size_t want = off == 0 ? (1u << 20) : (64u << 10);
+      ssize_t n;
+      if (want > size - off)
+        want = (size_t) (size - off);
+      n = pread (fd, buf, want, (off_t) off);
+      if (n < 0)
+        {
+          *errmsg = xasprintf ("read the backing file: %s", strerror (errno));
+          return -1;
+        }
+      hash_blocks (h, off, buf, (uint64_t) n);
+    }
+  return 0;
+}
+
+int
+sim_disk_digest (struct sim_vdisk *d, uint8_t out[16], char **errmsg)
+{
+  struct hash128 h;
+
+  hash_init (&h);
+  hash_u64 (&h, sim_vdisk_size (d));
+  if (sim_vdisk_is_qcow2 (d))
+    {
+      uint64_t bsize = 0;
+      int bfd = sim_vdisk_backing_fd (d, &bsize);
+      if (bfd >= 0 && digest_base_sampled (bfd, bsize, &h, errmsg) < 0)
+        return -1;
+      if (sim_vdisk_foreach_written (d, hash_cluster, &h) < 0)
+        {
+          *errmsg = xasprintf ("read disk: %s", strerror (errno));
+          return -1;
+        }
+    }
+  else if (digest_extents (sim_vdisk_raw_fd (d), sim_vdisk_size (d), &h, errmsg) < 0)
+    return -1;
   memcpy (out, &h.a, 8);
   memcpy (out + 8, &h.b, 8);
   return 0;
 }
 
 int
-sim_guest_record_disks (struct sim_mem *m, const char *const *paths, size_t n, char **errmsg)
+sim_guest_record_disks (struct sim_mem *m, struct sim_vdisk *const *disks, size_t n,
+                        char **errmsg)
 {
   struct guest_header g;
 
@@ -258,17 +320,14 @@ sim_guest_record_disks (struct sim_mem *m, const char *const *paths, size_t n, c
       return -1;
     }
   g.snapshots++;
-  if (g.n_digests == 0)
-    {
-      /* The guest's page cache now describes these disks: after any
-       * restore of this lineage they must read back the same. */
-      if (n > SIM_MAX_DIGESTS)
-        n = SIM_MAX_DIGESTS;
-      for (size_t i = 0; i < n; i++)
-        if (sim_disk_digest (paths[i], g.digests[i], errmsg) < 0)
-          return -1;
-      g.n_digests = (uint32_t) n;
-    }
+  /* The guest's page cache now describes these disks: a restore of this
+   * snapshot must give it disks that read back the same. */
+  if (n > SIM_MAX_DIGESTS)
+    n = SIM_MAX_DIGESTS;
+  for (size_t i = 0; i < n; i++)
+    if (sim_disk_digest (disks[i], g.digests[i], errmsg) < 0)
+      return -1;
+  g.n_digests = (uint32_t) n;
   if (header_store (m, &g) < 0)
     {
       *errmsg = xasprintf ("write guest header: %s", strerror (errno));
@@ -313,7 +372,7 @@ check_integrity (struct sim_mem *m, const struct guest_header *g, char **errmsg)
 }
 
 int
-sim_guest_check (struct sim_mem *m, const char *const *paths, size_t n, char **errmsg)
+sim_guest_check (struct sim_mem *m, struct sim_vdisk *const *disks, size_t n, char **errmsg)
 {
   struct guest_header g;
 
@@ -344,13 +403,13 @@ sim_guest_check (struct sim_mem *m, const char *const *paths, size_t n, char **e
   for (size_t i = 0; i < g.n_digests; i++)
     {
       uint8_t d[16];
-      if (sim_disk_digest (paths[i], d, errmsg) < 0)
+      if (sim_disk_digest (disks[i], d, errmsg) < 0)
         return -1;
       if (memcmp (d, g.digests[i], 16) != 0)
         {
-          *errmsg = xasprintf ("guest rootfs differs from the disk the guest has cached "
-                               "(`%s`): reset it to the golden disk of this snapshot lineage",
-                               paths[i]);
+          *errmsg = xasprintf ("guest rootfs (writable disk %zu) differs from what the guest "
+                               "had at its snapshot: files it wrote are lost or changed",
+                               i);
           return -1;
         }
     }

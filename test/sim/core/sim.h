@@ -88,14 +88,16 @@ int sim_mem_save (struct sim_mem *m, const char *path, char **errmsg);
 int sim_guest_cold_boot (struct sim_mem *m, char **errmsg);
 /* The guest's periodic work while running: clock, a few dirty pages. */
 void sim_guest_tick (struct sim_mem *m, uint64_t elapsed_ns);
-/* At the lineage's first snapshot: remember the writable disks' digests. */
-int sim_guest_record_disks (struct sim_mem *m, const char *const *paths, size_t n,
+struct sim_vdisk;
+
+/* At every snapshot: remember the writable disks' digests. */
+int sim_guest_record_disks (struct sim_mem *m, struct sim_vdisk *const *disks, size_t n,
                             char **errmsg);
 /* After a restore, before the first resume: header, integrity pages and
  * disks must be what the guest remembers; errmsg says what broke. */
-int sim_guest_check (struct sim_mem *m, const char *const *paths, size_t n, char **errmsg);
-/* Digest of a disk image (size + non-zero blocks of its data extents). */
-int sim_disk_digest (const char *path, uint8_t out[16], char **errmsg);
+int sim_guest_check (struct sim_mem *m, struct sim_vdisk *const *disks, size_t n, char **errmsg);
+/* Digest of what the guest reads from a disk (docs/simulator.md, "Disks"). */
+int sim_disk_digest (struct sim_vdisk *d, uint8_t out[16], char **errmsg);
 
 /* -------------------------------------------------------------- network */
 
@@ -135,9 +137,33 @@ struct sim_disk
 {
   char *path;
   char *id;
+  char *image_type; /* as configured; NULL: autodetect */
+  bool backing_files;
   bool readonly;
-  int lock_fd;
+  int lock_fd;            /* the open image (OFD-locked) */
+  struct sim_vdisk *vd;   /* the block device the guest sees */
 };
+
+/* ---- block devices (vdisk.c) ---- */
+
+int sim_vdisk_open (int fd, const char *path, const char *image_type, bool backing_files,
+                    bool writable, struct sim_vdisk **out, char **msg);
+/* clean: write a qcow2's pending metadata and clear its dirty bit (a
+ * VMM that stops normally); false: drop it (a crash). */
+int sim_vdisk_close (struct sim_vdisk *d, bool clean);
+uint64_t sim_vdisk_size (const struct sim_vdisk *d);
+int sim_vdisk_read (struct sim_vdisk *d, uint64_t off, void *buf, size_t len);
+int sim_vdisk_write (struct sim_vdisk *d, uint64_t off, const void *buf, size_t len);
+bool sim_vdisk_is_qcow2 (const struct sim_vdisk *d);
+typedef void (*sim_vdisk_cluster_fn) (uint64_t guest_off, const uint8_t *data, uint64_t len,
+                                      void *opaque);
+/* qcow2: every cluster the overlay holds (data or zeros), in guest order. */
+int sim_vdisk_foreach_written (struct sim_vdisk *d, sim_vdisk_cluster_fn fn, void *opaque);
+/* qcow2: the backing file (-1: none). */
+int sim_vdisk_backing_fd (const struct sim_vdisk *d, uint64_t *size);
+/* The image file itself (raw disks: the guest's bytes). */
+int sim_vdisk_raw_fd (const struct sim_vdisk *d);
+
 
 struct sim_console;
 struct sim_pending;

@@ -48,9 +48,12 @@ disks_release (struct sim *s)
 {
   for (size_t i = 0; i < s->ndisks; i++)
     {
+      sim_vdisk_close (s->disks[i].vd, true);
+      s->disks[i].vd = NULL;
       close_and_reset (&s->disks[i].lock_fd);
       free (s->disks[i].path);
       free (s->disks[i].id);
+      free (s->disks[i].image_type);
     }
   free (s->disks);
   s->disks = NULL;
@@ -88,11 +91,15 @@ disks_from_config (struct sim *s)
   s->disks = xcalloc (n + 1, sizeof (*s->disks));
   for (size_t i = 0; i < n; i++)
     {
-      struct json_object *d = json_object_array_get_idx (arr, i), *ro;
+      struct json_object *d = json_object_array_get_idx (arr, i), *ro, *bf;
       const char *id = ate_json_get_string (d, "id");
+      const char *type = ate_json_get_string (d, "image_type");
       struct sim_disk *sd = &s->disks[s->ndisks++];
       sd->path = xstrdup (ate_json_get_string (d, "path"));
       sd->readonly = json_object_object_get_ex (d, "readonly", &ro) && json_object_get_boolean (ro);
+      sd->backing_files = json_object_object_get_ex (d, "backing_files", &bf)
+                          && json_object_get_boolean (bf);
+      sd->image_type = type && strcmp (type, "Unknown") != 0 ? xstrdup (type) : NULL;
       sd->lock_fd = -1;
       if (id == NULL)
         {
@@ -125,17 +132,20 @@ disks_lock (struct sim *s, char **msg)
                             "using it?", d->path, d->readonly ? "read" : "write", strerror (errno));
           return -1;
         }
+      if (sim_vdisk_open (d->lock_fd, d->path, d->image_type, d->backing_files, !d->readonly,
+                          &d->vd, msg) < 0)
+        return -1;
     }
   return 0;
 }
 
 static size_t
-writable_disks (struct sim *s, const char **paths)
+writable_disks (struct sim *s, struct sim_vdisk **disks)
 {
   size_t n = 0;
   for (size_t i = 0; i < s->ndisks && n < SIM_MAX_DIGESTS; i++)
-    if (!s->disks[i].readonly)
-      paths[n++] = s->disks[i].path;
+    if (!s->disks[i].readonly && s->disks[i].vd)
+      disks[n++] = s->disks[i].vd;
   return n;
 }
 
@@ -208,8 +218,14 @@ guest_stop (struct sim *s)
   sim_mem_free (s->mem);
   s->mem = NULL;
   nets_release (s);
+  /* The VMM stops normally: qcow2 metadata is written, dirty bits clear. */
   for (size_t i = 0; i < s->ndisks; i++)
-    close_and_reset (&s->disks[i].lock_fd);
+    {
+      if (sim_vdisk_close (s->disks[i].vd, true) < 0)
+        sim_log ("disk `%s`: clean close failed: %s", s->disks[i].path, strerror (errno));
+      s->disks[i].vd = NULL;
+      close_and_reset (&s->disks[i].lock_fd);
+    }
   s->needs_check = s->broken = false;
 }
 
@@ -395,7 +411,7 @@ sim_vm_resume (struct sim *s, char **msg, enum sim_err *cls)
     FAIL (SIM_E_INTERNAL, "guest is broken and cannot run");
   if (s->needs_check)
     {
-      const char *paths[SIM_MAX_DIGESTS];
+      struct sim_vdisk *paths[SIM_MAX_DIGESTS];
       size_t n = writable_disks (s, paths);
       char *why = NULL;
       /* What a real guest would hit as memory corruption or ext4 errors
@@ -466,7 +482,7 @@ int
 sim_vm_snapshot (struct sim *s, struct json_object *body, char **msg, enum sim_err *cls)
 {
   const char *dir = file_url_dir (body, "destination_url", msg);
-  const char *paths[SIM_MAX_DIGESTS];
+  struct sim_vdisk *paths[SIM_MAX_DIGESTS];
   cleanup_free char *cfgp = NULL, *memp = NULL, *text = NULL;
   struct ate_error *err = NULL;
   size_t n;
