@@ -392,8 +392,11 @@ visit (struct walker *w, int dirfd, const char *name, uint32_t depth, struct ate
   if (!S_ISDIR (st.st_mode))
     return 0;
   if (depth >= ROOTFS_SCAN_MAX_DEPTH)
-    return ate_error_make (err, ELOOP, "`%s` is nested deeper than %d directories",
-                           rel_name (w), ROOTFS_SCAN_MAX_DEPTH);
+    /* The caller's image, not our failure (no errno: ELOOP's text would
+     * speak of symbolic links). */
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
+                                "the bundle's rootfs: `%s` is nested deeper than %d directories",
+                                rel_name (w), ROOTFS_SCAN_MAX_DEPTH);
   cleanup_close int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return ate_error_make (err, errno, "open directory `%s`", rel_name (w));

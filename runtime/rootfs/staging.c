@@ -84,8 +84,9 @@ copy_entry (struct copier *c, int src, int dst, const char *name, const char *re
                              "link `%s` (removed while it was staged?)", rel);
     }
   if (depth >= ROOTFS_SCAN_MAX_DEPTH)
-    return ate_error_make (err, ELOOP, "`%s` is nested deeper than %d directories", rel,
-                         ROOTFS_SCAN_MAX_DEPTH);
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
+                                "the bundle's rootfs: `%s` is nested deeper than %d directories",
+                                rel, ROOTFS_SCAN_MAX_DEPTH);
   if (mkdirat (dst, name, 0700) < 0)
     return ate_error_make (err, errno, "create staging directory for `%s`", rel);
   cleanup_close int sfd = openat (src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
