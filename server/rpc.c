@@ -519,11 +519,18 @@ on_finished (struct rpc_call *c)
     call_release (c);
 }
 
+/* The C core also ends a call whose deadline passes; the handler's own
+ * deadline handles that (with DEADLINE_EXCEEDED and its own message), so
+ * the flag means "gone before its deadline".  Our copy of the deadline may
+ * differ from the core's timer by a few milliseconds. */
+#define RPC_DEADLINE_SLACK_NS (200 * ATE_NSEC_PER_MSEC)
+
 static void
 on_closed (struct rpc_call *c)
 {
   c->close_done = true;
-  if (c->cancelled)
+  if (c->cancelled
+      && (c->deadline == ATE_DEADLINE_NONE || ate_now_ns () < c->deadline - RPC_DEADLINE_SLACK_NS))
     ate_cancel_raise (&c->cancel);
   if (c->finished)
     call_release (c);

@@ -228,6 +228,7 @@ run_locked (struct service *svc, const struct workload_rpc *rpc, const struct re
       parsed_request_free (&pr);
       return -1;
     }
+  pr.req.cancel = cancel;
   switch (rpc->kind)
     {
     case RPC_RUN:

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "kata/logpump.h"
 #include "kata/spec.h"
 #include "net/net.h"
+#include "util/cancel.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/http.h"
@@ -204,54 +207,122 @@ actor_guest_reconnect (const struct actor_env *env, struct actor *a, struct acto
     }
 }
 
-/* ---- readiness (docs/architecture.md, "Readiness") ---- */
+/* ---- readiness (docs/api.md, "Readiness probes") ----
+ *
+ * As the reference: every container with a probe is polled on its own
+ * thread with its own 30 s budget (ACTOR_READYZ_MS), one GET of at most
+ * 250 ms per attempt through Go's redirect rules, 1 ms apart, until the
+ * final answer is 200; the first probe that gives up stops the others. */
 
-/* One GET; returns the HTTP status or 0 on a transport failure. */
-static long
-readyz_attempt (const char *url, ate_deadline_t deadline)
+struct probe
 {
-  struct ate_error *err = NULL;
-  long code = 0;
+  const struct actor_ctr *c;
+  char *url;
+  ate_deadline_t deadline;
+  const struct ate_cancel *cancel;
+  atomic_bool *stop; /* shared: a probe failed */
+  pthread_t thread;
+  bool started;
+  bool ready;
+  unsigned attempts;
+  char *last; /* the last answer or error */
+};
 
-  if (ate_http_get (url, ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_READYZ_ATTEMPT_MS)),
-                    &code, NULL, NULL, &err)
-      < 0)
-    code = 0;
-  ate_error_release (&err);
-  return code;
+static void *
+probe_main (void *arg)
+{
+  struct probe *p = arg;
+
+  for (;;)
+    {
+      struct ate_error *err = NULL;
+      long code = 0;
+
+      p->attempts++;
+      if (ate_http_get_follow (p->url,
+                               ate_deadline_min (p->deadline,
+                                                 ate_deadline_in_ms (ACTOR_READYZ_ATTEMPT_MS)),
+                               &code, &err)
+          < 0)
+        {
+          free (p->last);
+          p->last = xstrdup (err->msg);
+        }
+      else if (code != 200)
+        {
+          free (p->last);
+          p->last = xasprintf ("HTTP %ld", code);
+        }
+      ate_error_release (&err);
+      if (code == 200)
+        {
+          p->ready = true;
+          return NULL;
+        }
+      if (atomic_load (p->stop) || ate_cancel_raised (p->cancel)
+          || !ate_sleep_ms_until (1, p->deadline))
+        break;
+    }
+  atomic_store (p->stop, true);
+  return NULL;
 }
 
 int
 actor_guest_readyz (struct actor *a, struct actor_timing *t, ate_deadline_t deadline,
                     struct ate_error **err)
 {
-  ate_deadline_t d = ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_READYZ_MS));
+  cleanup_free struct probe *probes = xcalloc (a->n_ctrs ? a->n_ctrs : 1, sizeof (*probes));
+  atomic_bool stop = false;
   int64_t mark = ate_now_ns ();
+  struct probe *failed = NULL;
   bool any = false;
+  int r = 0;
 
   for (size_t i = 0; i < a->n_ctrs; i++)
     {
-      struct actor_ctr *c = &a->ctrs[i];
+      struct probe *p = &probes[i];
+      const struct actor_ctr *c = &a->ctrs[i];
       const char *path = c->readyz_path && *c->readyz_path ? c->readyz_path : "/readyz";
-      cleanup_free char *url = NULL;
-      long code = 0;
 
       if (c->readyz_port == 0)
         continue;
       any = true;
-      url = xasprintf ("http://%s:%d%s%s", NET_ACTOR_IP, (int) c->readyz_port,
-                       path[0] == '/' ? "" : "/", path);
-      for (;;)
-        {
-          code = readyz_attempt (url, d);
-          if (code == 200 || !ate_sleep_ms_until (1, d))
-            break;
-        }
-      if (code != 200)
-        return ate_error_make (err, ETIMEDOUT, "container %s not ready: GET %s %s", c->name, url,
-                               code ? "kept answering non-200" : "never answered");
+      p->c = c;
+      p->url = xasprintf ("http://%s:%d%s%s", NET_ACTOR_IP, (int) c->readyz_port,
+                          path[0] == '/' ? "" : "/", path);
+      p->deadline = ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_READYZ_MS));
+      p->cancel = a->cancel;
+      p->stop = &stop;
+      p->started = pthread_create (&p->thread, NULL, probe_main, p) == 0;
+      if (!p->started)
+        probe_main (p); /* no thread: probe here */
     }
-  if (any)
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      struct probe *p = &probes[i];
+      if (p->started)
+        pthread_join (p->thread, NULL);
+      if (p->c && !p->ready && failed == NULL)
+        failed = p;
+    }
+  /* The flag is raised too when the deadline passes: that is the
+   * "not ready" below. */
+  if (ate_cancel_raised (a->cancel) && failed && !ate_deadline_expired (deadline))
+    r = ate_error_make_code (err, ATE_CODE_CANCELLED, 0,
+                             "cancelled by the caller while waiting for container %s to be "
+                             "ready",
+                             failed->c->name);
+  else if (failed)
+    r = ate_error_make_code (err, ATE_CODE_DEADLINE_EXCEEDED, 0,
+                             "container %s not ready: GET %s: %u attempts, last: %s",
+                             failed->c->name, failed->url, failed->attempts,
+                             failed->last ? failed->last : "none");
+  for (size_t i = 0; i < a->n_ctrs; i++)
+    {
+      free (probes[i].url);
+      free (probes[i].last);
+    }
+  if (r == 0 && any)
     actor_timing_step (t, "readyz", &mark);
-  return 0;
+  return r;
 }

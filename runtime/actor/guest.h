@@ -28,7 +28,10 @@ int actor_guest_start (const struct actor_env *env, struct actor *a, struct acto
  * the deadline) and start the log pumps.  Failures are logged. */
 void actor_guest_reconnect (const struct actor_env *env, struct actor *a, struct actor_timing *t,
                             ate_deadline_t deadline);
-/* Every container's readiness probe answers 200 (ETIMEDOUT otherwise). */
+/* Every container's readiness probe answers 200, following redirects as
+ * Go's client; the probes run concurrently, each with its own 30 s budget
+ * (ETIMEDOUT otherwise naming the container and the last answer;
+ * CANCELLED when the call's cancel flag is raised). */
 int actor_guest_readyz (struct actor *a, struct actor_timing *t, ate_deadline_t deadline,
                         struct ate_error **err);
 /* Close the agent connection: the log pumps' reads fail and they end.

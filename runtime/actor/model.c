@@ -60,6 +60,7 @@ actor_new (const struct actor_env *env, const struct actor_request *req)
   a->ns = xstrdup (req->ns);
   a->tmpl = xstrdup (req->tmpl);
   a->id = xstrdup (req->id);
+  a->cancel = req->cancel;
   a->dir = ate_path_actor (paths, req->ns, req->tmpl, req->id);
   a->vm_dir = ate_path_vm_dir (paths, req->id);
   a->api_socket = ate_path_join (a->vm_dir, ACTOR_API_SOCKET);

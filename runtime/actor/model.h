@@ -81,6 +81,7 @@ struct actor
   char *base_id;     /* lineage: the golden actor's id */
   char *restore_src; /* restore-state dir while CH demand-pages from it */
   bool restored;     /* activated by RestoreWorkload */
+  const struct ate_cancel *cancel; /* the activating call's (NULL once it ran) */
   struct actor_ctr *ctrs;
   size_t n_ctrs;
 

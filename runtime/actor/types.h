@@ -14,6 +14,8 @@
 
 #include "util/paths.h"
 
+struct ate_cancel;
+
 /* Most containers one actor may have (one virtio-blk rootfs disk each). */
 #define ACTOR_MAX_CONTAINERS 25
 
@@ -41,6 +43,9 @@ struct actor_request
   size_t n_containers;
   const struct actor_asset *assets;
   size_t n_assets;
+  /* Raised when the caller goes away (NULL: never): a Run or Restore stops
+   * at its next safe point and rolls back (docs/api.md, "Cancellation"). */
+  const struct ate_cancel *cancel;
 };
 
 struct actor_runtime_config

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A cancellation flag: the gRPC layer raises it when the caller goes away
- * (it cancelled, its deadline passed, or the server is shutting down), and
+ * before its deadline (it cancelled, or the server is shutting down), and
  * long steps test it where stopping is safe (docs/api.md, "Cancellation").
  * A NULL flag is never raised.
  */

@@ -295,10 +295,11 @@ resolve_location (const struct url *base, const char *loc, char **out, struct at
     {
       /* Has a scheme. */
       if (strncasecmp (ref, "http:", 5) != 0)
-        return ate_error_make (err, EPROTO,
-                               "redirect to `%s` not followed: the probe speaks plain http", ref);
+        return ate_error_make_code (err, ATE_CODE_UNSET, 0,
+                                    "redirect to `%s` not followed: the probe speaks plain http",
+                                    ref);
       if (strncmp (ref + 5, "//", 2) != 0)
-        return ate_error_make (err, EPROTO, "redirect to `%s`: no host", ref);
+        return ate_error_make_code (err, ATE_CODE_UNSET, 0, "redirect to `%s`: no host", ref);
       *out = xasprintf ("http://%s", ref + 7);
       return 0;
     }
@@ -353,7 +354,8 @@ ate_http_get_follow (const char *url, ate_deadline_t deadline, long *status,
 
       r = parse_url (chain[n - 1], &u, err);
       if (r == 0 && strcasecmp (u.host, first.host) != 0)
-        r = ate_error_make (err, EPROTO, "redirect to another host `%s` not followed", u.host);
+        r = ate_error_make_code (err, ATE_CODE_UNSET, 0,
+                                 "redirect to another host `%s` not followed", u.host);
       if (r == 0)
         r = get_once (&u, deadline, head, status, err);
       if (r == 0 && is_redirect (*status))
@@ -377,14 +379,14 @@ ate_http_get_follow (const char *url, ate_deadline_t deadline, long *status,
       for (size_t i = 0; i < n; i++)
         if (strcmp (chain[i], next) == 0)
           {
-            ate_error_make (err, ELOOP, "redirect loop: HTTP %ld from %s back to %s", *status,
+            ate_error_make_code (err, ATE_CODE_UNSET, 0, "redirect loop: HTTP %ld from %s back to %s", *status,
                             chain[n - 1], next);
             free (next);
             goto out;
           }
       if (n == ATE_HTTP_MAX_REQUESTS)
         {
-          ate_error_make (err, ELOOP, "stopped after %d redirects (the last to %s)",
+          ate_error_make_code (err, ATE_CODE_UNSET, 0, "stopped after %d redirects (the last to %s)",
                           ATE_HTTP_MAX_REQUESTS, next);
           free (next);
           goto out;

@@ -446,6 +446,64 @@ class ReadyzTest(PodTest):
         pod.checkpoint(NS, TMPL, "a1")
 
 
+# A web app whose probe path redirects, as common frameworks do (a
+# trailing-slash 301, then a 307 to an absolute URL built from the Host
+# header), plus a redirect loop.  It runs as a real process in the
+# simulated guest's network namespace.
+REDIRECT_APP = r"""
+import http.server, time
+time.sleep(0.5)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        host = self.headers.get("Host", "")
+        routes = {"/ready": (301, "/ready/"), "/ready/": (307, "http://%s/ok?from=%s" % (host, host)),
+                  "/loop": (302, "/loop/"), "/loop/": (302, "http://%s/loop" % host)}
+        if self.path.startswith("/ok"):
+            self.send_response(200); self.end_headers(); self.wfile.write(b"ok\n"); return
+        code, loc = routes.get(self.path, (404, None))
+        self.send_response(code)
+        if loc:
+            self.send_header("Location", loc)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("0.0.0.0", 8080), H).serve_forever()
+"""
+
+
+class ReadyzRedirectTest(PodTest):
+    def prepare_web(self, pod, actor):
+        pod.prepare(NS, TMPL, actor)
+        pod.make_bundle(NS, TMPL, actor, "web", args=("/usr/bin/python3", "-c", REDIRECT_APP))
+
+    def test_probe_follows_redirect_chains(self):
+        pod = self.pod()
+        self.prepare_web(pod, "a1")
+        ctrs = ("counter", "web")
+        t0 = time.time()
+        pod.run(NS, TMPL, "a1", containers=ctrs, timeout=TIMEOUT,
+                readyz={"counter": (80, "/readyz"), "web": (8080, "/ready")})
+        self.assertLess(time.time() - t0, 20)
+        self.assertEqual(pod.count(), 1)
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_redirect_loop_fails_clearly(self):
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        self.prepare_web(pod, "a1")
+        code, msg = code_of(lambda: pod.run(
+            NS, TMPL, "a1", containers=("counter", "web"), timeout=4,
+            readyz={"counter": (80, "/readyz"), "web": (8080, "/loop")}))
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, msg)
+        time.sleep(1)
+        self.assert_clean(pod, baseline)
+        log = pod.server.log()
+        self.assertIn("container web not ready: GET http://169.254.17.2:8080/loop", log)
+        self.assertIn("redirect loop: HTTP 302 from http://169.254.17.2:8080/loop/ back to "
+                      "http://169.254.17.2:8080/loop", log)
+
+
 class FaultTest(PodTest):
     """Each fault ends with a clear status and nothing leaked; the worker
     takes the next call."""
