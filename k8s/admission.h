@@ -33,8 +33,9 @@ struct ate_error;
 /* Validation / asset-check flags. */
 enum
 {
-  /* Require the [HEAD] micro-VM asset set (adds "virtiofsd"); the default is
-   * the [PR] set, which our virtio-blk runtime needs. */
+  /* Require the later upstream micro-VM asset set (adds "virtiofsd"); the
+   * default is the set of the upstream contract this runtime implements,
+   * which our virtio-blk runtime needs (docs/admission.md, "The policy"). */
   ATE_ADMISSION_REQUIRE_VIRTIOFSD = 1u << 0,
   /* ate_admission_check_runtime_assets only: the server has its own
    * fallbacks for "cloud-hypervisor" and "kata-config" (flags/defaults), so

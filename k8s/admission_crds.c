@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The ate.dev/v1alpha1 CRD schemas as data: SandboxConfig and WorkerPool as
- * at [PR] (unchanged at [HEAD]), ActorTemplate as at [HEAD] (a superset of
- * [PR]: readyz, volumes, volumeMounts, snapshot scopes).  Their
+ * upstream defines them (the same at e44249f7 and 86e138f6), ActorTemplate
+ * as at 86e138f6 (a superset: readyz, volumes, volumeMounts, snapshot
+ * scopes; docs/admission.md, "CRD schema").  Their
  * x-kubernetes-validations (CEL in the CRDs) are the rule_* functions below,
  * with the CRD's messages.  Also the defaults the apiserver applies before
  * validating, and the object-metadata checks it makes for every object.

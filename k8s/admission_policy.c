@@ -10,8 +10,9 @@
  *   [0] gvisor:  class != 'gvisor' || (has(assets) && size(assets) > 0 &&
  *                assets.all(arch, 'runsc' in assets[arch]))
  *   [1] microvm: the same shape with cloud-hypervisor, kata-kernel,
- *                kata-image, kata-config ([PR]; the require-virtiofsd
- *                component adds virtiofsd, as at [HEAD])
+ *                kata-image, kata-config (upstream e44249f7; the
+ *                require-virtiofsd component adds virtiofsd, as later
+ *                upstream 86e138f6 does; docs/admission.md)
  *   [2] urls:    class != 'microvm' || !has(assets) || every asset url
  *                matches '^(gs|s3)://[^/]+/.+$' (ours: atelet reads
  *                assets from an object store, taking the host as bucket and

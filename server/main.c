@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ateom-microvm: start-up (spec 1.8), serve, orderly shutdown.
+ * ateom-microvm: start-up, serve, orderly shutdown (docs/architecture.md,
+ * "Start-up and shutdown").
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -7,8 +7,8 @@
 # through kubectl-ate, the atenet router, and log collection on failure.
 
 # The substrate control plane these scripts install: agent-substrate/substrate
-# at the commit whose ateom contract this runtime implements (the "[PR]"
-# baseline of the spec).  SUBSTRATE_COMMIT overrides it (at your own risk).
+# at the commit whose ateom contract this runtime implements (docs/operations.md,
+# "Pinned versions").  SUBSTRATE_COMMIT overrides it (at your own risk).
 SUBSTRATE_REPO=${SUBSTRATE_REPO:-https://github.com/agent-substrate/substrate.git}
 SUBSTRATE_PINNED_COMMIT=e44249f782294398ee221abb1b4825801c08a2ba
 SUBSTRATE_COMMIT=${SUBSTRATE_COMMIT:-$SUBSTRATE_PINNED_COMMIT}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cloud-hypervisor REST calls (spec §4.3-4.6, §4.10).  Every call opens a
+ * cloud-hypervisor REST calls (docs/cloud-hypervisor.md, "Requests").  Every call opens a
  * fresh connection to the API socket (a reused idle connection was seen to
  * hang on vm.resume), honours the caller's absolute deadline, and turns a
  * non-2xx answer into an error with method, path, status and CH's error
@@ -28,7 +28,7 @@ struct ch_version
 /* Parse "52.0.0", "v52.0", "v53.0-246-gae44c297", "cloud-hypervisor v51.1.0". */
 int ch_version_parse (const char *s, struct ch_version *out, struct ate_error **err);
 
-/* ---- VmConfig (vm.create body, spec §4.4 / Appendix A) ---- */
+/* ---- VmConfig (vm.create body, docs/cloud-hypervisor.md "VmConfig") ---- */
 
 struct ch_disk_config
 {

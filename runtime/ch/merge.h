@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Sparse memory merge (spec §4.11).  After an OnDemand restore, CH's next
+ * Sparse memory merge (docs/cloud-hypervisor.md, "Merging an OnDemand
+ * delta").  After an OnDemand restore, CH's next
  * snapshot holds only the pages the guest touched since the restore (the
  * "delta"); the complete image is the restore source (the "base") with the
  * delta's data extents laid over it.  Work is proportional to populated

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The snapshot's config.json (spec §4.8, §4.9): paths in it belong to the
+ * The snapshot's config.json (docs/cloud-hypervisor.md, "Snapshots"): paths
+ * in it belong to the
  * actor that was snapshotted, so a restore repoints them; its net devices
  * say which taps the restored VM needs.  64-bit integers survive exactly
  * (json-c int64/uint64, never doubles); other fields are kept as they are.

@@ -2,7 +2,7 @@
 /*
  * The cloud-hypervisor process: launch a bare VMM on an API socket, wait
  * until it answers vmm.ping, re-attach after a server restart, and stop it
- * without ever leaving an orphan (spec §4.1, §4.10).
+ * without ever leaving an orphan (docs/cloud-hypervisor.md, "Process").
  */
 #ifndef ATE_CH_VMM_H
 #define ATE_CH_VMM_H

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Actor log forwarding (spec 7): the lines an actor's container writes, and
+ * Actor log forwarding (docs/logging.md): the lines an actor's container
+ * writes, and
  * the actor lifecycle events, become one JSON object per line on stdout,
  * labelled with the actor's identity, written under the same lock as the
  * runtime log (ate_log_write_line).
@@ -37,7 +38,8 @@ struct actorlog_labels
   const char *container_name;     /* ate.dev/container_name; NULL on events */
 };
 
-/* Where the GCE probes look (spec 7.3); NULL members take the defaults
+/* Where the GCE probes look (docs/logging.md, "GCE detection"); NULL
+ * members take the defaults
  * shown.  An empty probe target ("") disables that probe. */
 struct actorlog_gce_opts
 {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* GCE detection for the log labels key (spec 7.3), the way
+/* GCE detection for the log labels key (docs/logging.md, "GCE detection"),
+ * the way
  * cloud.google.com/go/compute/metadata decides OnGCE. */
 #define _GNU_SOURCE
 #include "actorlog.h"

@@ -26,7 +26,8 @@
 #define NEIGH_STATE_PERMANENT 0x80
 #define ROUTE_SCOPE_LINK 253
 
-/* Debug console limits (spec 5.7): dial and I/O within 8 s; the output is
+/* Debug console limits (docs/kata-agent.md, "Debug console dump"): dial
+ * and I/O within 8 s; the output is
  * diagnostics, capped so a chatty guest cannot fill our memory. */
 #define DEBUG_CONSOLE_MS 8000
 #define DEBUG_CONSOLE_MAX_OUTPUT (64 * 1024)

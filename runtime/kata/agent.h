@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The kata agent calls ateom makes (spec 5.3), over one ttrpc connection
+ * The kata agent calls ateom makes (docs/kata-agent.md, "The calls"), over
+ * one ttrpc connection
  * through the VM's hybrid vsock.  Every call takes an absolute deadline
  * (ATE_DEADLINE_NONE for the log readers) and fails with an error that
  * names the method and carries the agent's gRPC status code.
@@ -17,7 +18,8 @@
 struct ate_error;
 struct kata_agent;
 
-/* The guest network every actor gets (spec 6.1): constants, so that the
+/* The guest network every actor gets (docs/networking.md, "The picture"):
+ * constants, so that the
  * interface, route and ARP state frozen in a snapshot stay valid on any
  * pod. */
 #define KATA_GUEST_IFACE "eth0"
@@ -28,7 +30,8 @@ struct kata_agent;
 #define KATA_GATEWAY_IP "169.254.17.1"
 #define KATA_GATEWAY_MAC "02:a8:1e:00:00:01"
 
-/* Dial deadlines of the reference (spec 11.3). */
+/* Dial deadlines of the reference (docs/kata-agent.md, "Connecting: hybrid
+ * vsock"). */
 #define KATA_DIAL_RUN_MS 60000
 #define KATA_DIAL_RESTORE_MS 15000
 #define KATA_DIAL_ATTEMPT_MS 5000
@@ -57,7 +60,7 @@ int kata_agent_create_sandbox (struct kata_agent *agent, const char *hostname,
                                struct ate_error **err);
 
 /* UpdateInterface + UpdateRoutes + AddARPNeighbors with the fixed guest
- * addresses (spec 6.6); mtu of the interior eth0. */
+ * addresses (docs/networking.md, "MTU"); mtu of the interior eth0. */
 int kata_agent_configure_guest_network (struct kata_agent *agent, uint64_t mtu,
                                         ate_deadline_t deadline,
                                         struct ate_error **err);
@@ -93,7 +96,8 @@ int kata_agent_destroy_sandbox (struct kata_agent *agent, ate_deadline_t deadlin
 int kata_agent_health_check (struct kata_agent *agent, ate_deadline_t deadline,
                              struct ate_error **err);
 
-/* Run cmd in the guest's debug console (vsock port 1026, spec 5.7) and
+/* Run cmd in the guest's debug console (vsock port 1026; docs/kata-agent.md,
+ * "Debug console dump") and
  * return what it printed, or a description of what failed: diagnostics
  * only, never an error.  The deadline is capped at 8 s.  Free the result. */
 char *kata_debug_console_dump (const char *vsock_path, const char *cmd,

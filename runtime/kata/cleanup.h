@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Stale sandbox state (spec 5.9).  The sandbox id is the actor id, so the
+ * Stale sandbox state (docs/kata-agent.md, "Stale sandbox cleanup").  The
+ * sandbox id is the actor id, so the
  * leftovers of a killed attempt (mounts, sockets, directories) collide with
  * the next Run or Restore of the same actor.
  */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What ateom takes from a kata configuration.toml (spec 5.5) and the guest
- * kernel command line built from it (spec 2.1, 5.6).
+ * What ateom takes from a kata configuration.toml and the guest kernel
+ * command line built from it (docs/kata-agent.md, "kata configuration.toml"
+ * and "Guest kernel command line").
  */
 #ifndef KATA_CONFIG_H
 #define KATA_CONFIG_H

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Log pumps (spec 5.8, 7.5): one thread per container stream issues
+ * Log pumps (docs/logging.md, "Actor lines"): one thread per container
+ * stream issues
  * ReadStdout/ReadStderr calls (4096 bytes, no deadline) on the actor's
  * agent connection and forwards every line as labelled JSON.  A pump ends
  * at the end of the stream (empty data) or at any error, in particular when

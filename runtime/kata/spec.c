@@ -15,7 +15,7 @@
 #define CRI_ANNOTATION_PREFIX "io.kubernetes.cri."
 
 /* ------------------------------------------------------------------ */
-/* Shaping (spec 2.6)                                                  */
+/* Shaping (docs/kata-agent.md, "Shaping the bundle")                  */
 /* ------------------------------------------------------------------ */
 
 /* The mount set `ctr run --runtime io.containerd.kata.v2` produces: the
@@ -248,7 +248,7 @@ kata_spec_shape (const char *bundle_dir, const char *sandbox_id, const char *net
 }
 
 /* ------------------------------------------------------------------ */
-/* Conversion to the agent's Spec (spec 5.4)                           */
+/* Conversion to the agent's Spec (docs/kata-agent.md)                 */
 /* ------------------------------------------------------------------ */
 
 /* Everything of the message under construction is allocated here; the

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * OCI runtime spec handling for the kata guest (spec 2.6, 5.4).
+ * OCI runtime spec handling for the kata guest (docs/kata-agent.md, "OCI
+ * spec").
  *
  * kata_spec_shape() applies the reference's kata-compatibility edits to a
  * bundle's config.json in place; kata_spec_to_agent() converts the result

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The actor network's life cycle (spec 6.2-6.6).  Each step that touches a
- * namespace is a job for net_ns_run(); the steps read like the spec's list.
+ * The actor network's life cycle (docs/networking.md).  Each step that
+ * touches a namespace is a job for net_ns_run(); the steps are numbered as in
+ * docs/networking.md, "Per activation".
  */
 #define _GNU_SOURCE
 #include "net/net.h"
@@ -291,7 +292,7 @@ net_ctx_netns_path (const struct net_ctx *ctx)
   return ctx->netns_path;
 }
 
-/* ---- cleanup (spec 6.5) ----------------------------------------------- */
+/* ---- cleanup (docs/networking.md, "Cleanup") --------------------------- */
 
 static int
 job_pod_cleanup (void *arg, struct ate_error **err)
@@ -373,7 +374,7 @@ net_actor_cleanup (struct net_ctx *ctx, struct ate_error **err)
   return r;
 }
 
-/* ---- setup (spec 6.2) ------------------------------------------------- */
+/* ---- setup (docs/networking.md, "Per activation") ---------------------- */
 
 struct setup_job
 {
@@ -595,7 +596,7 @@ out:
   return r;
 }
 
-/* ---- taps (spec 6.3) -------------------------------------------------- */
+/* ---- taps (docs/networking.md, "Taps") --------------------------------- */
 
 struct tap_job
 {
@@ -769,7 +770,7 @@ net_tap_create (struct net_ctx *ctx, const char *name, unsigned int queue_pairs,
   return 0;
 }
 
-/* ---- guest MTU (spec 6.6) --------------------------------------------- */
+/* ---- guest MTU (docs/networking.md, "MTU") ----------------------------- */
 
 static int
 job_interior_mtu (void *arg, struct ate_error **err)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Actor networking (spec section 6): the interior network namespace, the
+ * Actor networking (docs/networking.md): the interior network namespace, the
  * per-activation veth pair between the pod namespace and the interior
  * namespace, the tap devices cloud-hypervisor uses, the tc cross-connect
  * between the interior eth0 and a tap, and the nftables table in the pod
@@ -83,7 +83,7 @@ int net_ctx_destroy_netns (struct net_ctx *ctx, struct ate_error **err);
 
 const char *net_ctx_netns_path (const struct net_ctx *ctx);
 
-/* Spec 6.2: clean up, then build the veth pair, addresses, default route,
+/* docs/networking.md, "Per activation": clean up, then build the veth pair, addresses, default route,
  * ip_forward and the nftables table.  On failure everything built is
  * removed again and the error says which step failed. */
 int net_actor_setup (struct net_ctx *ctx, struct net_actor_info *info,
@@ -98,7 +98,8 @@ int net_actor_setup (struct net_ctx *ctx, struct net_actor_info *info,
 int net_actor_setup_mtu (struct net_ctx *ctx, unsigned int guest_mtu,
                          struct net_actor_info *info, struct ate_error **err);
 
-/* Spec 6.3: (re)create tap `name` in the interior namespace with
+/* docs/networking.md, "Taps": (re)create tap `name` in the interior
+ * namespace with
  * queue_pairs queues (1..256) and the two-way tc redirect to the interior
  * eth0.  mtu 0 means the interior eth0's MTU.  On success *fds holds
  * queue_pairs O_CLOEXEC|O_NONBLOCK descriptors (free with
@@ -113,12 +114,13 @@ void net_tap_fds_free (int *fds, size_t nfds);
 /* "tap<index>_kata", the names kata and the reference use. */
 char *net_tap_name (unsigned int index);
 
-/* Spec 6.5, idempotent: delete the nftables table, ateom0, the interior
+/* docs/networking.md, "Cleanup"; idempotent: delete the nftables table, ateom0, the interior
  * eth0/ateom1 and every tap<N>_kata in the interior namespace.  Every step
  * runs; all failures are returned together.  Never exits the process. */
 int net_actor_cleanup (struct net_ctx *ctx, struct ate_error **err);
 
-/* MTU of the interior eth0, for the guest interface config (spec 6.6).  On
+/* MTU of the interior eth0, for the guest interface config
+ * (docs/networking.md, "MTU").  On
  * failure *mtu is set to NET_DEFAULT_MTU as well, so a caller may log the
  * error and continue the way the reference does. */
 int net_interior_mtu (struct net_ctx *ctx, unsigned int *mtu,

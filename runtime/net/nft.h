@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The nftables table `ip ateom_actor` in the pod namespace (spec 6.4),
+ * The nftables table `ip ateom_actor` in the pod namespace
+ * (docs/networking.md, "nftables"),
  * through libnftables.  Each script is one transaction: the kernel applies
  * all of it or none of it.
  */

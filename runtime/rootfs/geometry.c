@@ -6,7 +6,7 @@
 #include "scan.h"
 #include "util/error.h"
 
-/* Spec 3.1: one inode per entry plus 25% and a fixed reserve for files the
+/* docs/rootfs.md, "Geometry": one inode per entry plus 25% and a fixed reserve for files the
  * actor creates; content + eager inode table (256-byte inodes) + ~6% for
  * bitmaps, directories and extents + 512 MiB of scratch space.  Unused
  * space stays sparse.  Only apparent sizes count, so the cold build and a

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Golden templates per lineage (spec 3.4, 12 item 2).  The disk saved at the
+ * Golden templates per lineage (docs/rootfs.md, "Golden templates").  The
+ * disk saved at the
  * golden checkpoint is kept once per lineage under
  * <golden_dir>/<ns>:<tmpl>:<base-id>.ext4 (read-only, never refreshed), so
  * every actor restored from that snapshot on this node resets to the bytes

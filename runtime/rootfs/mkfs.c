@@ -48,8 +48,9 @@ static const char mke2fs_conf[] =
   "extra_isize\n"
   "\t}\n";
 
-/* The part of the argv that is the same for every build (spec 3.2 plus the
- * determinism options); part of the options digest. */
+/* The part of the argv that is the same for every build (the reference's
+ * options plus the determinism options, docs/rootfs.md "How a disk is
+ * built"); part of the options digest. */
 #define MKFS_EXTENDED "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0"
 #define NORMALISE_RECIPE "root=0:0:040755:times;inodes=atime,ctime,mtime,uid=0,gid=0;v2"
 

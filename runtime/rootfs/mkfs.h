@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Running mkfs.ext4 -d (spec 3.2) and the debugfs pass that makes its output
- * deterministic (spec 3.3, 12 items 1 and 26).  Child processes only, argv
+ * Running mkfs.ext4 -d and the debugfs pass that makes its output
+ * deterministic (docs/rootfs.md, "How a disk is built" and "Determinism").  Child processes only, argv
  * arrays, a clean environment, cancellation and a deadline while waiting,
  * the tool's output in the error.
  */

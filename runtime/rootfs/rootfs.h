@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The actor's writable ext4 rootfs disk (guest /dev/vdb): spec 3, 2.5 and 12
- * items 1-4 and 26.
+ * The actor's writable ext4 rootfs disk (guest /dev/vdb), docs/rootfs.md.
  *
  * One struct rootfs_manager per process.  Every disk operation runs as a job
  * on its own thread (mkfs.ext4 and debugfs as child processes), never on the
@@ -71,7 +70,7 @@ void rootfs_manager_free (struct rootfs_manager *mgr);
  * disk).  For tests and tools; the server never needs to. */
 void rootfs_manager_wait_idle (struct rootfs_manager *mgr);
 
-/* ---- geometry (spec 3.1) ---- */
+/* ---- geometry (docs/rootfs.md, "Geometry") ---- */
 
 struct rootfs_geometry
 {
@@ -110,7 +109,8 @@ struct rootfs_outcome
                        * "sparse-copy"; NULL otherwise */
 };
 
-/* Run (spec 2.5): make disk_path a disk of bundle_rootfs_dir.  Reuses an
+/* Run (docs/rootfs.md, "Run, Restore and retries"): make disk_path a disk
+ * of bundle_rootfs_dir.  Reuses an
  * existing disk whose fingerprint matches the tree and which was not
  * written since it was built; otherwise builds (from the image cache when
  * possible).  DEADLINE_EXCEEDED when the deadline passes first; the job
@@ -136,9 +136,9 @@ int rootfs_disk_rebuild_ex (struct rootfs_manager *mgr, const char *bundle_rootf
                             const char *disk_path, ate_deadline_t deadline,
                             struct rootfs_outcome *out, struct ate_error **err);
 
-/* ---- golden templates (spec 3.4, 12 item 2) ---- */
+/* ---- golden templates (docs/rootfs.md, "Golden templates") ---- */
 
-/* The per-actor name of the reference ([PR] <actorDir>/golden-rootfs.ext4)
+/* The per-actor name of the reference (<actorDir>/golden-rootfs.ext4)
  * and the name a template has in a checkpoint's files. */
 #define ROOTFS_GOLDEN_FILE_NAME "golden-rootfs.ext4"
 

@@ -449,7 +449,8 @@ scan_root (struct walker *w, const char *src_dir, struct ate_error **err)
   w->out->root_dev = st.st_dev;
   w->out->root_ino = st.st_ino;
   /* The root inode's mode, owner and times are set explicitly by the build
-   * (spec 12 item 26), so only its xattrs, which mkfs copies, count. */
+   * (docs/rootfs.md, "How a disk is built", step 4), so only its xattrs,
+   * which mkfs copies, count. */
   w->out->entries = 1;
   put_u64 (w->tree, 0);
   put_str (w->tree, "", 0);

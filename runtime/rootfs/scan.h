@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One walk of a bundle rootfs yields everything a build needs to know about
- * it: the geometry counts of spec 3.1, the number of inodes mkfs.ext4 -d will
+ * it: the geometry counts (docs/rootfs.md, "Geometry"), the number of inodes
+ * mkfs.ext4 -d will
  * allocate, and two SHA-256 digests:
  *
  *   tree digest     names, types, modes, sizes, device numbers, symlink
@@ -85,7 +86,8 @@ struct rootfs_scan
 void rootfs_scan_opts_init (struct rootfs_scan_opts *o);
 
 /* Walk src_dir (which must be a directory).  Any error of the walk fails
- * (spec 3.1).  ECANCELED when *cancel became true, ETIMEDOUT at the
+ * (docs/rootfs.md, "How a disk is built").  ECANCELED when *cancel became
+ * true, ETIMEDOUT at the
  * deadline. */
 int rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
                       struct rootfs_scan *out, struct ate_error **err);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The on-disk layout shared with atelet (spec 1.4, 1.5).  Every helper
+ * The on-disk layout shared with atelet (docs/operations.md, "State";
+ * docs/api.md, "Snapshot files").  Every helper
  * returns a newly allocated string.  Callers validate ids first
  * (validate.h): these helpers only join.
  */

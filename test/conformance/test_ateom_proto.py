@@ -56,7 +56,7 @@ def flatten(fd):
 
 def main():
     if not os.path.exists(REF):
-        print("SKIP: reference %s not present (conformance needs ../shared)" % REF)
+        print("SKIP: reference %s not present (conformance needs ATE_SHARED_DIR)" % REF)
         return 77
     ref, ours = flatten(descriptor(REF)), flatten(descriptor(OURS))
     missing, extra = sorted(ref - ours), sorted(ours - ref)

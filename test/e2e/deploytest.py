@@ -19,7 +19,8 @@ ZERO_DIGEST = "sha256:" + "0" * 64
 STUB_DIGEST = "sha256:" + "ab" * 32
 STUB_PUSHED_DIGEST = "sha256:" + "cd" * 32
 
-# Spec 10.2 ([PR], kata 3.31, cloud-hypervisor v52.0): the values every
+# The pinned assets (docs/operations.md, "Pinned versions": kata 3.31,
+# cloud-hypervisor v52.0): the values every
 # manifest and script must carry, written here independently of them.
 SPEC_PINS = {
     "amd64": {

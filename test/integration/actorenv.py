@@ -22,7 +22,8 @@ from ateomtest import Server, bin_path, ateom_pb2, run_request
 
 _seq = itertools.count(1)
 
-# The kata stock configuration-clh.toml keys ateom reads (spec 5.5).
+# The kata stock configuration-clh.toml keys ateom reads (docs/kata-agent.md,
+# "kata configuration.toml").
 KATA_CONFIG = """\
 [hypervisor.clh]
 path = "/opt/kata/bin/cloud-hypervisor"
@@ -46,7 +47,7 @@ def sh(*argv, check=True, **kw):
 
 
 def atelet_spec(args, env=None, hostname="runsc"):
-    """The OCI spec atelet writes (spec 2.6 "Input reference")."""
+    """The OCI spec atelet writes (docs/kata-agent.md, "Shaping the bundle")."""
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     return {
         "ociVersion": "1.0.2",

@@ -100,7 +100,8 @@ class ContinuityTest(PodTest):
             self.assertIn('"message":"%s"' % event, log)
         self.assertIn('"msg":"RestoreWorkload timings"', log)
         # Every request the server sent, against the real OpenAPI document
-        # of this cloud-hypervisor version (skipped without ../shared).
+        # of this cloud-hypervisor version (skipped without the reference
+        # copies of ATE_SHARED_DIR).
         r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "ch",
                                                          "check_openapi.py"), "--record", record],
                            capture_output=True, text=True)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for runtime/ch: HTTP formatter/parser/transport, VmConfig and
- * restore bodies (spec Appendix A), snapshot config rewrite, net devices,
+ * restore bodies (the reference's, byte for byte), snapshot config rewrite,
+ * net devices,
  * version parsing and the restore-mode chooser. */
 #define _GNU_SOURCE
 #include <errno.h>

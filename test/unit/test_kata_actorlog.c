@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Actor log lines and events, byte for byte as Go's encoding/json writes
- * them (spec 7); line splitting; the GCE decision; the log pumps. */
+ * them (docs/logging.md); line splitting; the GCE decision; the log pumps. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>

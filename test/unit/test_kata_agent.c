@@ -177,7 +177,8 @@ test_create_sandbox (void **state)
   assert_int_equal (r->n_storages, 0);
   assert_int_equal (r->n_dns, 0);
   assert_false (r->sandbox_pidns);
-  /* [PR] sends nothing else: the payload is exactly the two strings. */
+  /* The reference sends nothing else: the payload is exactly the two
+   * strings. */
   assert_int_equal (rec.payload_len, 2 + 5 + 2 + 2);
   grpc__create_sandbox_request__free_unpacked (r, NULL);
 }
@@ -317,7 +318,8 @@ static void
 test_start_container_bytes (void **state)
 {
   (void) state;
-  /* Spec Appendix A: the Request envelope of StartContainer{"a1"} without
+  /* The reference's bytes: the Request envelope of StartContainer{"a1"}
+   * without
    * a deadline, 41 bytes. */
   static const uint8_t expect[41] = {
     0x0a, 0x11, 'g', 'r', 'p', 'c', '.', 'A', 'g', 'e', 'n', 't', 'S', 'e',

@@ -327,9 +327,10 @@ test_cmdline (void **state)
     bool debug;
     const char *want;
   } cases[] = {
-    /* Without --kata-debug the guest gets no debug console (spec 12 #14). */
+    /* Without --kata-debug the guest gets no debug console
+     * (docs/kata-agent.md, "Guest kernel command line"). */
     { "amd64", STOCK, false, BASE " " STOCK },
-    /* Appendix A's tail plus agent.log=debug. */
+    /* The reference's command line tail plus agent.log=debug. */
     { "amd64", STOCK, true,
       BASE " " STOCK " agent.debug_console agent.debug_console_vport=1026 "
            "agent.log=debug agent.debug_console" },

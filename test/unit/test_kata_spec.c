@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* OCI spec shaping (spec 2.6) and conversion to the agent's Spec (5.4). */
+/* OCI spec shaping and conversion to the agent's Spec (docs/kata-agent.md,
+ * "OCI spec"). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +19,7 @@
 #include "util/json.h"
 #include "util/util.h"
 
-/* What atelet writes for one container (cmd/atelet/oci.go at [PR]), with
+/* What atelet writes for one container (upstream cmd/atelet/oci.go), with
  * its CRI annotations and one annotation of our own. */
 static const char atelet_config[] =
   "{\n"

@@ -101,7 +101,7 @@ test_rust_request_vector (void **state)
   ttrpc__request__free_unpacked (back, NULL);
 }
 
-/* Spec Appendix A: StartContainer{container_id:"a1"} on stream 3. */
+/* The reference's frame of StartContainer{container_id:"a1"} on stream 3. */
 static void
 test_start_container_frame (void **state)
 {

@@ -117,7 +117,7 @@ make_link (const char *dir, const char *rel, const char *target)
   assert_int_equal (symlink (target, p), 0);
 }
 
-/* The test vector of spec 3.1. */
+/* The geometry test vector (docs/rootfs.md, "Geometry"). */
 static char *
 make_vector_tree (void)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests of the snapshot codec (runtime/snapshot): round trips over the
- * layouts of spec section 8 through files and pipes, the exact decompressed
+ * layouts of docs/snapshot-format.md through files and pipes, the exact decompressed
  * layout, hand-assembled vectors, and every malformed input with its message
  * and "no output left behind".
  */
@@ -465,7 +465,7 @@ test_roundtrip_beyond_4gib (void **state)
   roundtrip (size, r, ATE_N_ELEMENTS (r), true);
 }
 
-/* ---- the exact layout of spec 8.2 ---- */
+/* ---- the exact byte layout (docs/snapshot-format.md) ---- */
 static struct buf
 read_all (const char *path)
 {

@@ -147,7 +147,7 @@ def test_cross_file_and_flags(tmp):
     pr = write(tmp, "pr.yaml", sandboxconfig("m", "microvm", ["cloud-hypervisor", "kata-kernel",
                                                                "kata-image", "kata-config"]))
     rc, _, _ = run("validate", pr)
-    check(rc == 0, "[PR] set passes by default")
+    check(rc == 0, "the contract revision's set passes by default")
     rc, out, _ = run("validate", "--require-virtiofsd", pr)
     check(rc == 1 and "(missing: virtiofsd)" in out, "--require-virtiofsd asks for virtiofsd")
 

@@ -9,10 +9,10 @@ Usage: check_openapi.py <test_ch_sim binary>
 
 Runs the driver's lifecycle tests with recording on, then checks every
 recorded body: types, enums, required fields, no unknown fields except the
-ones CH accepts without documenting them (protocols-and-anchors §1.3:
+ones CH accepts without documenting them (docs/cloud-hypervisor.md:
 vm.restore net_fds, vm.add-net num_fds), no body on action endpoints, and
 fd counts that match what the body announces.  Exits 77 (skipped) without
-../shared/reference or python3-yaml.
+the reference copies ($ATE_SHARED_DIR/reference) or python3-yaml.
 """
 import json
 import os

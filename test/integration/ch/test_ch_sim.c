@@ -588,7 +588,8 @@ vsock_connect (const char *path, unsigned port, char *reply, size_t n)
   return fd;
 }
 
-/* Run a command on the debug console with the split sentinel (spec 5.7). */
+/* Run a command on the debug console with the split sentinel
+ * (docs/kata-agent.md, "Debug console dump"). */
 static char *
 console (const char *vs, const char *cmd)
 {

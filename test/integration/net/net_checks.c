@@ -194,7 +194,8 @@ expected_table (const char *pod_ip, const uint16_t *ports, size_t n)
   return xasprintf ("[%s,%s%s]", head, dnat, tail);
 }
 
-/* The expression-level encoding of spec 6.4, in order. */
+/* The expression-level encoding of the table in docs/networking.md
+ * ("nftables"), in order. */
 static void
 check_nft_expressions (int ns_fd, const char *pod_ip)
 {
@@ -283,7 +284,7 @@ struct redirect
 {
   int count;  /* filters with a mirred action */
   int target; /* ifindex of the last one */
-  bool exact; /* every one of them is exactly the spec's filter */
+  bool exact; /* every one of them is exactly the documented filter */
 };
 
 static void

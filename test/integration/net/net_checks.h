@@ -12,7 +12,8 @@
 
 #include "net_fixture.h"
 
-/* Exactly the spec's pod side, interior side and nftables table (for
+/* Exactly the pod side, interior side and nftables table of
+ * docs/networking.md (for
  * the given ingress ports; NULL means {80}).  Other tables are allowed;
  * the interior namespace holds lo, eth0 and n_taps taps. */
 void nc_check_actor_network (struct nt_pod *pod, const uint16_t *ports,

@@ -71,7 +71,7 @@ expect_exit 2 "$bin" build --cache-max-bytes lots a b
 expect_exit 0 "$bin" --version
 contains "ateom-rootfs"
 
-# ---- geometry: the vector of spec 3.1 ----
+# ---- geometry: the test vector (docs/rootfs.md, "Geometry") ----
 vec=$dir/vector
 mkdir -p "$vec/sub"
 truncate -s 1M "$vec/a"

@@ -4,7 +4,7 @@
 
 Builds klauspost/main.go (an independent Go implementation of the format on
 klauspost's encoder and decoder, SpeedFastest and all CPUs like atelet) and
-checks, over the layouts of spec section 8, that:
+checks, over the layouts of docs/snapshot-format.md, that:
   - streams written the atelet way decode with ateom-snapshot, and
   - streams written by ateom-snapshot decode with klauspost,
 for the sparse-extent format and for plain zstd.

@@ -30,7 +30,8 @@ enum sim_personality
 };
 
 /* Error classes; each personality maps them to its own status codes
- * (protocols §1.1): v51/v52 answer 500 for nearly everything, v53 404 /
+ * (docs/simulator.md, "Personalities"): v51/v52 answer 500 for nearly
+ * everything, v53 404 /
  * 400 / 409. */
 enum sim_err
 {
