@@ -178,6 +178,24 @@ log_ready (const struct rootfs_job *j, const struct rootfs_outcome *o, const cha
   ate_log_obj (ATE_LOG_INFO, "rootfs: disk ready", a);
 }
 
+static void
+log_base_ready (const struct rootfs_job *j, const struct rootfs_outcome *o)
+{
+  struct json_object *a = json_object_new_object ();
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+
+  rootfs_fingerprint_cache_key (&j->base_fp, key);
+  json_object_object_add (a, "source", json_object_new_string (j->src));
+  json_object_object_add (a, "base", json_object_new_string (key));
+  json_object_object_add (a, "origin", json_object_new_string (rootfs_origin_name (o->origin)));
+  json_object_object_add (a, "files", json_object_new_int64 ((int64_t) o->geometry.entries));
+  json_object_object_add (a, "bytes", json_object_new_int64 ((int64_t) o->geometry.content_bytes));
+  json_object_object_add (a, "size_mib", json_object_new_int64 ((int64_t) o->geometry.size_mib));
+  json_object_object_add (a, "elapsed_ms",
+                          json_object_new_int64 ((int64_t) ate_elapsed_ms (j->started_ns)));
+  ate_log_obj (ATE_LOG_INFO, "rootfs: base image ready", a);
+}
+
 /* mkfs + normalisation into the temporary (fd, tmp). */
 static int
 make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
@@ -191,6 +209,7 @@ make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
 
   rootfs_geometry_from_counts (scan->entries, scan->content_bytes, &g);
   struct rootfs_mkfs_params mp = { .mkfs_path = m->mkfs_path, .src_dir = src,
+                                   .src_name = j->src,
                                    .image_path = tmp, .image_fd = fd, .geometry = &g,
                                    .uuid = fp->uuid, .hash_seed = fp->hash_seed };
   ate_log (ATE_LOG_INFO, "rootfs: running mkfs.ext4", "disk", j->disk, "source", j->src, NULL);
@@ -385,14 +404,14 @@ build_release (struct build *b)
 /* Read the bundle through a staged copy that atelet's next unpack cannot
  * take away (staging.h); without hard links here, read it directly. */
 static int
-build_stage (struct rootfs_job *j, struct build *b, struct ate_error **err)
+build_stage (struct rootfs_job *j, const char *near, struct build *b, struct ate_error **err)
 {
   int64_t t0 = ate_now_ns ();
-  int r = rootfs_staging_cleanup (j->disk, err);
+  int r = rootfs_staging_cleanup (near, err);
 
   if (r < 0)
     return -1;
-  r = rootfs_staging_create (j->src, j->disk, &j->mgr->closing, &b->staging, err);
+  r = rootfs_staging_create (j->src, near, &j->mgr->closing, &b->staging, err);
   if (r < 0)
     return -1;
   b->src = b->staging.dir ? b->staging.dir : j->src;
@@ -418,6 +437,7 @@ build_scan (struct rootfs_job *j, const struct rootfs_tool_env *env, struct buil
   so.hash_content = false;
   so.cancel = &m->closing;
   so.deadline = j->deadline;
+  so.name = j->src;
   if (rootfs_scan_tree (b->src, &so, &b->scan, err) < 0)
     return -1;
   log_scan (j->src, &b->scan, ate_elapsed_ms (t0));
@@ -529,7 +549,7 @@ execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
 {
   struct build b = { .fd = -1, .staging = { .lock_fd = -1 } };
   cleanup_free char *why = NULL;
-  int r = build_stage (j, &b, err);
+  int r = build_stage (j, j->disk, &b, err);
 
   if (r == 0)
     r = build_scan (j, env, &b, err);
@@ -595,6 +615,71 @@ execute_reset (struct rootfs_job *j, struct rootfs_outcome *out, struct ate_erro
   return 0;
 }
 
+/* BASE: make the cache entry of the tree (if it is not there) and pin it.
+ * mkfs starts while the content is hashed, unless an entry with the same
+ * metadata exists (then the content most likely matches, and nothing is
+ * built or copied at all). */
+static int
+execute_base (struct rootfs_job *j, const struct rootfs_tool_env *env,
+              struct rootfs_outcome *out, struct ate_error **err)
+{
+  struct rootfs_cache *cache = j->mgr->bases;
+  struct build b = { .fd = -1, .staging = { .lock_fd = -1 } };
+  cleanup_free char *near = xasprintf ("%s/base", rootfs_cache_dir (cache));
+  bool have_cand = false;
+  int r = build_stage (j, near, &b, err);
+
+  if (r == 0)
+    r = build_scan (j, env, &b, err);
+  if (r == 0)
+    {
+      rootfs_geometry_from_counts (b.scan.entries, b.scan.content_bytes, &out->geometry);
+      have_cand = rootfs_cache_find_candidate (cache, &b.fp, &b.cand);
+    }
+  if (r == 0 && !have_cand)
+    {
+      cleanup_free char *spec = rootfs_cache_spec_temp_base (cache, &b.fp);
+      r = rootfs_temp_create (spec, &b.tmp, &b.fd, err);
+      if (r == 0)
+        r = make_image (j, &b.fp, &b.scan, env, b.tmp, b.fd, err);
+    }
+  if (r == 0)
+    r = build_content_digest (j, &b, err);
+  if (r == 0 && b.tmp == NULL)
+    {
+      /* The candidate, or an entry another job or process made meanwhile. */
+      j->base_pin = rootfs_cache_pin (cache, &b.fp, err);
+      if (j->base_pin >= 0)
+        out->origin = ROOTFS_ORIGIN_CACHE;
+      else
+        {
+          ate_error_release (err);
+          cleanup_free char *spec = rootfs_cache_spec_temp_base (cache, &b.fp);
+          r = rootfs_temp_create (spec, &b.tmp, &b.fd, err);
+          if (r == 0)
+            r = make_image (j, &b.fp, &b.scan, env, b.tmp, b.fd, err);
+        }
+    }
+  if (r == 0 && b.tmp != NULL)
+    {
+      j->base_pin = rootfs_cache_install_pinned (cache, &b.fp, b.fd, b.tmp, err);
+      r = j->base_pin < 0 ? -1 : 0;
+      if (r == 0)
+        {
+          free (steal_pointer (&b.tmp)); /* installed, or removed as a duplicate */
+          out->origin = ROOTFS_ORIGIN_BUILT;
+          j->base_unsealed = true;
+        }
+    }
+  if (r == 0)
+    {
+      j->base_fp = b.fp;
+      log_base_ready (j, out);
+    }
+  build_release (&b);
+  return r;
+}
+
 int
 rootfs_job_execute (struct rootfs_job *j, struct rootfs_outcome *out, struct ate_error **err)
 {
@@ -605,5 +690,7 @@ rootfs_job_execute (struct rootfs_job *j, struct rootfs_outcome *out, struct ate
     return ate_error_make (err, ENOENT, "directory of the disk `%s` does not exist", dir);
   if (j->kind == ROOTFS_JOB_RESET)
     return execute_reset (j, out, err);
+  if (j->kind == ROOTFS_JOB_BASE)
+    return execute_base (j, &env, out, err);
   return execute_build (j, &env, out, err);
 }

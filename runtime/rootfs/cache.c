@@ -566,3 +566,157 @@ rootfs_cache_insert (struct rootfs_cache *c, const struct rootfs_fingerprint *fp
     return rootfs_cache_contains (c, fp) ? 1 : 0;
   return rootfs_cache_commit (c, s, err);
 }
+
+/* ---- base images: entries pinned while actors use them ---- */
+
+char *
+rootfs_cache_spec_temp_base (const struct rootfs_cache *c, const struct rootfs_fingerprint *fp)
+{
+  struct rootfs_fingerprint meta = *fp;
+
+  /* The key of the identity without content: a name the leftover cleanup
+   * recognises, known before the content is hashed. */
+  meta.has_content_digest = false;
+  memset (meta.content_digest, 0, sizeof (meta.content_digest));
+  return rootfs_cache_entry_path (c, &meta);
+}
+
+bool
+rootfs_cache_find_candidate (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                             struct rootfs_fingerprint *found)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  return find_candidate (c, fp, key, found);
+}
+
+int
+rootfs_cache_pin (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                  struct ate_error **err)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  int fd;
+
+  rootfs_fingerprint_cache_key (fp, key);
+  fd = open_entry_shared (c, key, fp);
+  if (fd < 0)
+    return ate_error_make (err, errno, "image %s is not in the cache `%s`", key, c->dir);
+  touch_entry (c, key);
+  return fd;
+}
+
+int
+rootfs_cache_pin_key (struct rootfs_cache *c, const char *key, struct rootfs_fingerprint *fp,
+                      struct ate_error **err)
+{
+  cleanup_free char *image = NULL, *path = NULL;
+  char check[ROOTFS_CACHE_KEY_LEN + 1];
+
+  image = xasprintf ("%s" IMAGE_SUFFIX, key);
+  if (!parse_entry_name (image, check))
+    return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, EINVAL,
+                                "`%s` is not a base image id (64 lower-case hex digits)", key);
+  path = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
+  if (rootfs_fingerprint_read (path, fp, err) < 0)
+    return ate_error_wrap (err, "base image %s", key);
+  rootfs_fingerprint_cache_key (fp, check);
+  if (strcmp (check, key) != 0)
+    return ate_error_make (err, EINVAL, "base image %s: its fingerprint has key %s", key, check);
+  return rootfs_cache_pin (c, fp, err);
+}
+
+/* Under the directory lock: evict unpinned entries down to the bound. */
+static int
+trim_locked (struct rootfs_cache *c, struct ate_error **err)
+{
+  int failed = 0;
+
+  (void) make_room (c, 0, err, &failed);
+  return failed;
+}
+
+int
+rootfs_cache_install_pinned (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int fd,
+                             const char *tmp, struct ate_error **err)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  cleanup_free char *image = NULL;
+  cleanup_close int lock = -1;
+  int pin = -1, r = 0;
+
+  rootfs_fingerprint_cache_key (fp, key);
+  image = entry_file (c, key, IMAGE_SUFFIX);
+  pthread_mutex_lock (&c->lock);
+  lock = lock_dir (c, err);
+  if (lock < 0)
+    r = -1;
+  else if (rootfs_cache_contains (c, fp))
+    {
+      /* Built meanwhile by another job or process: theirs, ours goes. */
+      unlink (tmp);
+      pin = rootfs_cache_pin (c, fp, err);
+      r = pin < 0 ? -1 : 0;
+    }
+  else if (fchmod (fd, 0400) < 0)
+    r = ate_error_make (err, errno, "chmod `%s`", tmp);
+  /* Pinned before it is visible: eviction (under the directory lock, like
+   * this) never sees it unpinned.  Our exclusive build lock becomes the
+   * shared pin. */
+  else if (flock (fd, LOCK_SH) < 0)
+    r = ate_error_make (err, errno, "lock `%s`", tmp);
+  /* Not durable yet (rootfs_cache_seal): without its fingerprint the entry
+   * is an unfinished insert to every lookup, which is what it is after a
+   * crash before the seal. */
+  else if (rootfs_temp_publish (tmp, image, err) < 0)
+    r = -1;
+  else
+    {
+      pin = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+      if (pin < 0)
+        r = ate_error_make (err, errno, "dup");
+    }
+  /* A base is kept while pinned even beyond the bound; others make way. */
+  if (r == 0 && trim_locked (c, err) < 0)
+    ate_error_log_warning_and_release (err, "rootfs cache: trim");
+  close_and_reset (&lock);
+  pthread_mutex_unlock (&c->lock);
+  if (r < 0)
+    {
+      close_and_reset (&pin);
+      return ate_error_wrap (err, "add base image %s to the cache", key);
+    }
+  return pin;
+}
+
+int
+rootfs_cache_seal (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int fd,
+                   struct ate_error **err)
+{
+  char key[ROOTFS_CACHE_KEY_LEN + 1];
+  cleanup_free char *image = NULL, *fpath = NULL;
+
+  rootfs_fingerprint_cache_key (fp, key);
+  image = entry_file (c, key, IMAGE_SUFFIX);
+  fpath = entry_file (c, key, ROOTFS_FINGERPRINT_SUFFIX);
+  if (fsync (fd) < 0)
+    return ate_error_make (err, errno, "fsync `%s`", image);
+  if (ate_fsync_dir_of (image, err) < 0 || rootfs_fingerprint_write (fpath, fp, false, err) < 0)
+    return ate_error_wrap (err, "seal base image %s", key);
+  return 0;
+}
+
+void
+rootfs_cache_trim (struct rootfs_cache *c)
+{
+  struct ate_error *e = NULL;
+  int lock;
+
+  pthread_mutex_lock (&c->lock);
+  lock = lock_dir (c, &e);
+  if (lock >= 0 && trim_locked (c, &e) < 0)
+    lock = (close (lock), -1);
+  if (lock >= 0)
+    close (lock);
+  pthread_mutex_unlock (&c->lock);
+  if (e)
+    ate_error_log_warning_and_release (&e, "rootfs cache: trim");
+}

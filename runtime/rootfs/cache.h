@@ -76,6 +76,44 @@ int rootfs_cache_commit (struct rootfs_cache *c, struct rootfs_cache_staged *s,
                          struct ate_error **err);
 void rootfs_cache_discard (struct rootfs_cache_staged *s);
 
+/* ---- base images (rootfs_base_get): entries used in place ----
+ *
+ * A pin is an fd of the entry holding flock(LOCK_SH): eviction skips it, in
+ * this and every other process, for as long as any dup of the fd is open.
+ * Pinned entries stay even when they exceed the bound; others make way. */
+
+/* Where a base is built before its content digest is known: the entry
+ * path of fp's identity without content (a name cleanup recognises). */
+char *rootfs_cache_spec_temp_base (const struct rootfs_cache *c,
+                                   const struct rootfs_fingerprint *fp);
+
+/* The most recently used entry equal to fp in everything but content. */
+bool rootfs_cache_find_candidate (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                                  struct rootfs_fingerprint *found);
+
+/* Pin the entry of fp; returns the fd, or -1 (ENOENT: not cached). */
+int rootfs_cache_pin (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                      struct ate_error **err);
+
+/* The same by key (64 hex digits); *fp gets the entry's identity. */
+int rootfs_cache_pin_key (struct rootfs_cache *c, const char *key, struct rootfs_fingerprint *fp,
+                          struct ate_error **err);
+
+/* Publish the finished image in (fd, tmp), a rootfs_temp_create temporary
+ * in the cache directory, as the entry of fp, pinned, and trim the others
+ * to the bound; returns a pin fd.  When the entry exists already the
+ * temporary is removed and the existing entry pinned.  Not durable until
+ * rootfs_cache_seal (until then lookups ignore it). */
+int rootfs_cache_install_pinned (struct rootfs_cache *c, const struct rootfs_fingerprint *fp,
+                                 int fd, const char *tmp, struct ate_error **err);
+
+/* fsync the entry (fd: a pin) and write its fingerprint. */
+int rootfs_cache_seal (struct rootfs_cache *c, const struct rootfs_fingerprint *fp, int fd,
+                       struct ate_error **err);
+
+/* Evict unpinned entries down to the bound (after a pin was released). */
+void rootfs_cache_trim (struct rootfs_cache *c);
+
 /* Allocated bytes of all entries. */
 uint64_t rootfs_cache_usage (struct rootfs_cache *c);
 

@@ -366,7 +366,7 @@ open_root (const struct rootfs_scan *s, struct ate_error **err)
   if (fd < 0)
     return ate_error_make (err, errno, "open `%s`", s->root);
   if (fstat (fd, &st) < 0 || st.st_dev != s->root_dev || st.st_ino != s->root_ino)
-    return ate_error_make (err, EAGAIN, "`%s` was replaced while it was scanned", s->root);
+    return ate_error_make (err, EAGAIN, "`%s` was replaced while it was scanned", s->name);
   return steal_fd (&fd);
 }
 
@@ -387,7 +387,7 @@ rootfs_scan_verify_unchanged (const struct rootfs_scan *s, struct ate_error **er
         return ate_error_make (err, EAGAIN,
                                "`%s/%s` changed while the disk was built (the source tree "
                                "must not change during a build)",
-                               s->root, f->path);
+                               s->name, f->path);
     }
   return 0;
 }
@@ -418,6 +418,6 @@ rootfs_scan_hash_content (struct rootfs_scan *s, const struct rootfs_scan_opts *
   free (h.chunks);
   free (h.first_chunk);
   if (r < 0)
-    return ate_error_wrap (err, "hash the content of `%s`", s->root);
+    return ate_error_wrap (err, "hash the content of `%s`", s->name);
   return 0;
 }

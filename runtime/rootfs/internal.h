@@ -18,6 +18,14 @@ enum rootfs_job_kind
   ROOTFS_JOB_RUN,     /* reuse a matching disk, else build */
   ROOTFS_JOB_REBUILD, /* build (reuse only an unclaimed build, see manager.c) */
   ROOTFS_JOB_RESET,   /* clone a golden template */
+  ROOTFS_JOB_BASE,    /* the base image of a tree in the cache (base.c) */
+};
+
+/* What a base job hands each caller: its own pin and the identity. */
+struct rootfs_base_result
+{
+  int pin_fd;
+  struct rootfs_fingerprint fp;
 };
 
 /* What a finished disk looked like, to recognise it untouched later. */
@@ -43,6 +51,11 @@ struct rootfs_job
   struct rootfs_disk_stamp stamp;
   char *trash; /* the replaced disk, removed after completion */
   struct rootfs_cache_staged *staged; /* committed to the cache after completion */
+  /* BASE: the entry (pinned by base_pin until the job is freed); sealed
+   * after completion.  `disk` is the bundle path (one job per bundle). */
+  struct rootfs_fingerprint base_fp;
+  int base_pin;
+  bool base_unsealed;
 
   /* Under mgr->lock. */
   int refs;
@@ -75,7 +88,8 @@ struct rootfs_manager
   uint64_t cache_max_bytes;
   int64_t build_timeout_ms;
   bool metadata_digest_only;
-  struct rootfs_cache *cache; /* NULL: no image cache */
+  struct rootfs_cache *cache; /* NULL: no image cache (for actor disks) */
+  struct rootfs_cache *bases; /* the same directory, always open: base images */
 
   pthread_mutex_t lock;
   pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast when a job finishes */
@@ -107,6 +121,7 @@ bool rootfs_disk_stamp_equal (const struct rootfs_disk_stamp *a,
  * until the deadline. */
 int rootfs_manager_submit (struct rootfs_manager *mgr, enum rootfs_job_kind kind,
                            const char *src, const char *disk, ate_deadline_t deadline,
-                           struct rootfs_outcome *out, struct ate_error **err);
+                           struct rootfs_outcome *out, struct rootfs_base_result *base,
+                           struct ate_error **err);
 
 #endif

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,13 +100,17 @@ rootfs_manager_new (const struct rootfs_config *cfg, struct rootfs_manager **out
                                                   : ROOTFS_DEFAULT_BUILD_TIMEOUT_MS;
   m->metadata_digest_only = cfg->metadata_digest_only;
   rootfs_boot_id (m->boot_id);
+  /* Base images live in the cache directory whatever the bound (0 keeps
+   * only the bases in use); actor disks clone from it only when it is
+   * enabled. */
   if (manager_init_sync (m, err) < 0
-      || (m->cache_max_bytes > 0
-          && rootfs_cache_open (m->cache_dir, m->cache_max_bytes, &m->cache, err) < 0))
+      || rootfs_cache_open (m->cache_dir, m->cache_max_bytes, &m->bases, err) < 0)
     {
       rootfs_manager_free (m);
       return ate_error_wrap (err, "start the rootfs manager");
     }
+  if (m->cache_max_bytes > 0)
+    m->cache = m->bases;
   *out = m;
   return 0;
 }
@@ -117,6 +122,7 @@ job_unref_locked (struct rootfs_job *j)
     return;
   ate_error_free (j->err);
   rootfs_cache_discard (j->staged);
+  close_and_reset (&j->base_pin);
   free (j->trash);
   free (j->src);
   free (j->disk);
@@ -197,7 +203,7 @@ rootfs_manager_free (struct rootfs_manager *m)
       pthread_mutex_destroy (&m->version_lock);
       close (m->cancel_fd);
     }
-  rootfs_cache_free (m->cache);
+  rootfs_cache_free (m->bases);
   free (m->mkfs_version);
   free (m->base_path);
   free (m->cache_dir);
@@ -226,6 +232,12 @@ job_after_completion (struct rootfs_job *j)
   if (j->trash && unlink (j->trash) < 0 && errno != ENOENT)
     ate_log (ATE_LOG_WARN, "rootfs: cannot remove the replaced disk", "path", j->trash,
              "error", strerror (errno), NULL);
+  if (j->base_unsealed && j->result == 0 && !atomic_load (&m->closing))
+    {
+      struct ate_error *e = NULL;
+      if (rootfs_cache_seal (m->bases, &j->base_fp, j->base_pin, &e) < 0)
+        ate_error_log_warning_and_release (&e, "rootfs: base image");
+    }
   if (j->staged == NULL)
     return;
   if (atomic_load (&m->closing) || j->result < 0)
@@ -257,7 +269,8 @@ job_thread (void *arg)
   j->outcome = outcome;
   j->done = true;
   log_job_result (j);
-  if (j->waiters == 0 && j->result == 0 && !atomic_load (&m->closing))
+  if (j->waiters == 0 && j->result == 0 && j->kind != ROOTFS_JOB_BASE
+      && !atomic_load (&m->closing))
     {
       /* Nobody is there to receive this disk: keep it for the retry. */
       struct rootfs_unclaimed *u = xmalloc0 (sizeof (*u));
@@ -276,6 +289,12 @@ job_thread (void *arg)
   job_after_completion (j);
 
   pthread_mutex_lock (&m->lock);
+  /* Callers dup the base pin while they hold the lock after `done`; with
+   * none left waiting, nobody needs the job's own pin any more (a job
+   * everybody gave up on leaves its base unpinned: most recently used, it
+   * stays for the retry until the cache needs the room). */
+  if (j->waiters == 0)
+    close_and_reset (&j->base_pin);
   j->finished = true;
   pthread_cond_broadcast (&m->cond);
   /* The list still holds a reference; reap_finished_locked drops it after
@@ -320,6 +339,7 @@ start_job_locked (struct rootfs_manager *m, enum rootfs_job_kind kind, const cha
   int r;
 
   j->mgr = m;
+  j->base_pin = -1;
   j->kind = kind;
   j->src = xstrdup (src);
   j->disk = xstrdup (disk);
@@ -411,10 +431,18 @@ claim_reset_locked (const struct rootfs_unclaimed *u, enum rootfs_job_kind kind,
 
 static int
 finish_wait (struct rootfs_job *j, bool joined, struct rootfs_outcome *out,
-             struct ate_error **err)
+             struct rootfs_base_result *base, struct ate_error **err)
 {
   if (j->result < 0)
     return copy_job_error (j, err);
+  if (base)
+    {
+      /* A dup shares the job's lock: the pin lasts while any is open. */
+      base->pin_fd = fcntl (j->base_pin, F_DUPFD_CLOEXEC, 3);
+      if (base->pin_fd < 0)
+        return ate_error_make (err, errno, "pin the base image");
+      base->fp = j->base_fp;
+    }
   if (out)
     {
       *out = j->outcome;
@@ -426,7 +454,7 @@ finish_wait (struct rootfs_job *j, bool joined, struct rootfs_outcome *out,
 static int
 submit_locked (struct rootfs_manager *m, enum rootfs_job_kind kind, const char *src,
                const char *disk, ate_deadline_t deadline, struct rootfs_outcome *out,
-               struct ate_error **err)
+               struct rootfs_base_result *base, struct ate_error **err)
 {
   for (;;)
     {
@@ -477,7 +505,7 @@ submit_locked (struct rootfs_manager *m, enum rootfs_job_kind kind, const char *
         }
       j->refs++;
       r = wait_job_locked (m, j, deadline);
-      r = r == 0 ? deadline_error (j, err) : finish_wait (j, joined, out, err);
+      r = r == 0 ? deadline_error (j, err) : finish_wait (j, joined, out, base, err);
       job_unref_locked (j);
       return r;
     }
@@ -486,7 +514,7 @@ submit_locked (struct rootfs_manager *m, enum rootfs_job_kind kind, const char *
 int
 rootfs_manager_submit (struct rootfs_manager *m, enum rootfs_job_kind kind, const char *src,
                        const char *disk, ate_deadline_t deadline, struct rootfs_outcome *out,
-                       struct ate_error **err)
+                       struct rootfs_base_result *base, struct ate_error **err)
 {
   int r;
 
@@ -498,7 +526,7 @@ rootfs_manager_submit (struct rootfs_manager *m, enum rootfs_job_kind kind, cons
     return ate_error_make_code (err, ATE_CODE_INVALID_ARGUMENT, 0,
                                 "disk path `%s` names a directory", disk);
   pthread_mutex_lock (&m->lock);
-  r = submit_locked (m, kind, src, disk, deadline, out, err);
+  r = submit_locked (m, kind, src, disk, deadline, out, base, err);
   pthread_mutex_unlock (&m->lock);
   return r;
 }
@@ -509,7 +537,7 @@ rootfs_disk_for_run_ex (struct rootfs_manager *mgr, const char *bundle_rootfs_di
                         struct rootfs_outcome *out, struct ate_error **err)
 {
   if (rootfs_manager_submit (mgr, ROOTFS_JOB_RUN, bundle_rootfs_dir, disk_path, deadline, out,
-                             err)
+                             NULL, err)
       < 0)
     return ate_error_wrap (err, "rootfs disk for `%s`", disk_path);
   return 0;
@@ -521,7 +549,7 @@ rootfs_disk_rebuild_ex (struct rootfs_manager *mgr, const char *bundle_rootfs_di
                         struct rootfs_outcome *out, struct ate_error **err)
 {
   if (rootfs_manager_submit (mgr, ROOTFS_JOB_REBUILD, bundle_rootfs_dir, disk_path, deadline,
-                             out, err)
+                             out, NULL, err)
       < 0)
     return ate_error_wrap (err, "rebuild rootfs disk `%s`", disk_path);
   return 0;
@@ -546,7 +574,7 @@ rootfs_golden_reset (struct rootfs_manager *mgr, const char *template_path,
                      const char *disk_path, ate_deadline_t deadline, struct ate_error **err)
 {
   if (rootfs_manager_submit (mgr, ROOTFS_JOB_RESET, template_path, disk_path, deadline, NULL,
-                             err)
+                             NULL, err)
       < 0)
     return ate_error_wrap (err, "reset `%s` to the template `%s`", disk_path, template_path);
   return 0;

@@ -356,7 +356,8 @@ mkfs_failed (const struct rootfs_mkfs_params *p, int status, const char *output,
     hint = " (this e2fsprogs cannot copy files larger than 2 GiB: a bug of 1.47.x fixed "
            "in 1.47.4; use another e2fsprogs version)";
   return ate_error_make (err, 0, "%s -d `%s` %s %" PRIu64 "M failed: %s%s: %s", p->mkfs_path,
-                         p->src_dir, p->image_path, p->geometry->size_mib,
+                         p->src_name ? p->src_name : p->src_dir, p->image_path,
+                         p->geometry->size_mib,
                          ate_proc_status_string (status), hint, output);
 }
 

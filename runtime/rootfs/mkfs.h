@@ -44,6 +44,7 @@ struct rootfs_mkfs_params
 {
   const char *mkfs_path;
   const char *src_dir;
+  const char *src_name;   /* src_dir in messages (the bundle it was staged from) */
   const char *image_path; /* an existing, empty file */
   int image_fd;           /* the same file, for progress reports */
   const struct rootfs_geometry *geometry;

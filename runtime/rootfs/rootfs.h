@@ -136,6 +136,54 @@ int rootfs_disk_rebuild_ex (struct rootfs_manager *mgr, const char *bundle_rootf
                             const char *disk_path, ate_deadline_t deadline,
                             struct rootfs_outcome *out, struct ate_error **err);
 
+/* ---- base images (docs/rootfs.md, "Base images") ----
+ *
+ * The read-only image of a bundle's tree, shared by every actor of every
+ * lineage on the node: an entry of the image cache, used in place (the
+ * backing file of the actors' copy-on-write overlays).  Keyed by content
+ * only, byte-identical on every node with the same mkfs.  Built at most
+ * once per node (a detached job like the disk builds: a caller that times
+ * out gets DEADLINE_EXCEEDED, the retry joins the job or finds the entry).
+ * Pinned while held: eviction skips a pinned base in every process, and a
+ * base stays while pinned even beyond the cache bound. */
+
+#define ROOTFS_BASE_ID_LEN 64
+
+struct rootfs_base
+{
+  char *path;    /* <cache>/<id>.ext4, read-only (mode 0400): the raw disk */
+  uint64_t size; /* bytes: the guest's virtual disk size */
+  /* SHA-256 (hex) of the build identity: the content digest, the mkfs
+   * version and every option that decides the bytes.  Equal ids are equal
+   * bytes on any node; bind a delta to this. */
+  char id[ROOTFS_BASE_ID_LEN + 1];
+  /* "sha256:<hex>" of names, types, modes, sizes, content, symlink
+   * targets, xattrs (docs/rootfs.md); "none" with metadata_digest_only. */
+  char content_digest[8 + 2 * 32 + 1];
+  struct rootfs_geometry geometry;
+  enum rootfs_origin origin; /* BUILT or CACHE (REUSED for acquire) */
+  bool joined;               /* waited for a job another call started */
+  /* private */
+  struct rootfs_manager *mgr;
+  int pin_fd;
+};
+
+/* The base of bundle_rootfs_dir, pinned: built (detached) unless the cache
+ * has it.  DEADLINE_EXCEEDED when the deadline passes first; the job goes
+ * on and a retry, also after atelet unpacked the bundle again, joins it or
+ * takes the finished entry.  Release with rootfs_base_release. */
+int rootfs_base_get (struct rootfs_manager *mgr, const char *bundle_rootfs_dir,
+                     ate_deadline_t deadline, struct rootfs_base **out, struct ate_error **err);
+
+/* Pin the cached base with this id (a restore on this node, recovery after
+ * a restart).  NOT_FOUND-like error (status ENOENT) when it is not cached:
+ * then get it from the bundle. */
+int rootfs_base_acquire (struct rootfs_manager *mgr, const char *id, struct rootfs_base **out,
+                         struct ate_error **err);
+
+/* Unpin (the cache may evict it from now on) and free.  NULL-safe. */
+void rootfs_base_release (struct rootfs_base *base);
+
 /* ---- golden templates (docs/rootfs.md, "Golden templates") ---- */
 
 /* The per-actor name of the reference (<actorDir>/golden-rootfs.ext4)

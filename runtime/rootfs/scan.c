@@ -446,6 +446,7 @@ scan_root (struct walker *w, const char *src_dir, struct ate_error **err)
   if (fstat (fd, &st) < 0)
     return ate_error_make (err, errno, "stat `%s`", src_dir);
   w->out->root = xstrdup (src_dir);
+  w->out->name = xstrdup (w->opts->name ? w->opts->name : src_dir);
   w->out->root_dev = st.st_dev;
   w->out->root_ino = st.st_ino;
   /* The root inode's mode, owner and times are set explicitly by the build
@@ -473,6 +474,7 @@ rootfs_scan_clear (struct rootfs_scan *s)
     free (s->files[i].path);
   free (s->files);
   free (s->root);
+  free (s->name);
   free (s->max_file_path);
   memset (s, 0, sizeof (*s));
 }
@@ -510,7 +512,7 @@ rootfs_scan_tree (const char *src_dir, const struct rootfs_scan_opts *o,
   if (ret < 0)
     {
       rootfs_scan_clear (out);
-      return ate_error_wrap (err, "scan `%s`", src_dir);
+      return ate_error_wrap (err, "scan `%s`", o->name ? o->name : src_dir);
     }
   return 0;
 }

@@ -49,6 +49,8 @@ struct rootfs_scan_opts
   unsigned threads;          /* for content hashing; 0: number of CPUs, at most 4 */
   const atomic_bool *cancel; /* NULL: never cancelled */
   ate_deadline_t deadline;
+  const char *name;          /* the tree in messages; NULL: its path (a build
+                              * reading a staged copy names the bundle) */
 };
 
 /* A regular file whose bytes count (the first name of each inode). */
@@ -77,6 +79,7 @@ struct rootfs_scan
   uint8_t content_digest[ROOTFS_DIGEST_LEN];
   /* for rootfs_scan_hash_content */
   char *root;
+  char *name; /* for messages */
   dev_t root_dev;
   ino_t root_ino;
   struct rootfs_scan_file *files;

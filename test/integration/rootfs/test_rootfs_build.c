@@ -826,6 +826,142 @@ test_unpacked_again_during_build (void **state)
   rootfs_manager_free (m);
 }
 
+/* ---- base images ---- */
+
+static struct rootfs_base *
+base_ok (struct rootfs_manager *m, const char *src)
+{
+  struct rootfs_base *b = NULL;
+  struct ate_error *err = NULL;
+  if (rootfs_base_get (m, src, ATE_DEADLINE_NONE, &b, &err) < 0)
+    fail_msg ("%s", err->msg);
+  return b;
+}
+
+static void
+test_base_images (void **state)
+{
+  struct fixture *f = *state;
+  struct rootfs_manager *m = manager (f, 1);
+  cleanup_free char *src = make_tree (f, "src"), *again = at (f->dir, "again");
+  cleanup_free char *other = make_tree (f, "other");
+  cleanup_free char *disk = at (f->dir, "actor-rootfs.ext4");
+  cleanup_free char *otherfile = at (other, "etc/other");
+  struct rootfs_base *a, *a2, *a3, *b;
+  struct ate_error *err = NULL;
+  struct stat st;
+
+  a = base_ok (m, src);
+  assert_int_equal (a->origin, ROOTFS_ORIGIN_BUILT);
+  assert_int_equal (mkfs_runs (f), 1);
+  assert_int_equal (strlen (a->id), ROOTFS_BASE_ID_LEN);
+  assert_true (str_has_prefix (a->content_digest, "sha256:"));
+  assert_true (str_has_prefix (a->path, f->cache));
+  assert_int_equal (stat (a->path, &st), 0);
+  assert_int_equal (st.st_mode & 07777, 0400);
+  assert_int_equal ((uint64_t) st.st_size, a->size);
+  assert_int_equal (a->size, a->geometry.size_mib << 20);
+  assert_fsck_clean (a->path);
+  rootfs_manager_wait_idle (m); /* sealed: durable, with its fingerprint */
+
+  /* atelet unpacks the bundle again (fresh times, other owners): the same
+   * base, from the cache, nothing built or copied. */
+  copy_tree (src, again);
+  unpack_again (again);
+  a2 = base_ok (m, again);
+  assert_int_equal (a2->origin, ROOTFS_ORIGIN_CACHE);
+  assert_string_equal (a2->id, a->id);
+  assert_string_equal (a2->path, a->path);
+  assert_int_equal (mkfs_runs (f), 1);
+  /* By id, as a restore on this node does; a bad id is refused. */
+  if (rootfs_base_acquire (m, a->id, &a3, &err) < 0)
+    fail_msg ("%s", err->msg);
+  assert_string_equal (a3->path, a->path);
+  assert_true (rootfs_base_acquire (m, "../../etc/passwd", &b, &err) < 0);
+  assert_int_equal (ate_error_code (err), ATE_CODE_INVALID_ARGUMENT);
+  ate_error_release (&err);
+  /* An actor disk of the same tree has the same bytes. */
+  build_ok (m, src, disk, NULL);
+  assert_same_bytes (disk, a->path);
+
+  /* The cache bound is 1 byte: every base beyond it stays while pinned,
+   * and goes when its last holder releases it. */
+  write_text (otherfile, "other\n", 0644);
+  b = base_ok (m, other);
+  assert_int_equal (b->origin, ROOTFS_ORIGIN_BUILT);
+  assert_int_equal (mkfs_runs (f), 2); /* the actor disk was a clone */
+  rootfs_manager_wait_idle (m);
+  cleanup_free char *apath0 = xstrdup (a->path);
+  assert_true (ate_path_exists (apath0));
+  rootfs_base_release (a);
+  rootfs_base_release (a2);
+  assert_true (ate_path_exists (apath0)); /* a3 still holds it */
+  rootfs_base_release (a3);
+  assert_false (ate_path_exists (apath0)); /* unpinned, over the bound */
+  {
+    cleanup_free char *apath = NULL, *bpath = xstrdup (b->path);
+    a = base_ok (m, src); /* evicted: built again */
+    assert_int_equal (a->origin, ROOTFS_ORIGIN_BUILT);
+    assert_int_equal (mkfs_runs (f), 3);
+    apath = xstrdup (a->path);
+    rootfs_manager_wait_idle (m);
+    rootfs_base_release (a);
+    assert_false (ate_path_exists (apath));
+    assert_true (ate_path_exists (bpath));
+    rootfs_base_release (b);
+    assert_false (ate_path_exists (bpath));
+  }
+  rootfs_manager_free (m);
+}
+
+static void
+test_base_deadline_and_unpack (void **state)
+{
+  struct fixture *f = *state;
+  struct rootfs_manager *m = manager (f, 1ULL << 30);
+  cleanup_free char *image = make_tree (f, "image");
+  cleanup_free char *src = at (f->dir, "bundle-rootfs");
+  struct rootfs_base *b = NULL;
+  struct ate_error *err = NULL;
+
+  /* Timed out; atelet unpacks again; the retry joins the running build. */
+  copy_tree (image, src);
+  ctl_set (f, "delay", "1");
+  assert_true (rootfs_base_get (m, src, ate_deadline_in_ms (200), &b, &err) < 0);
+  assert_int_equal (ate_error_code (err), ATE_CODE_DEADLINE_EXCEEDED);
+  ate_error_release (&err);
+  rm_tree (src);
+  copy_tree (image, src);
+  unpack_again (src);
+  ctl_set (f, "delay", NULL);
+  b = base_ok (m, src);
+  assert_true (b->joined);
+  assert_int_equal (b->origin, ROOTFS_ORIGIN_BUILT);
+  assert_int_equal (mkfs_runs (f), 1);
+  rootfs_base_release (b);
+
+  /* Timed out, finished while nobody waited, unpacked again: the retry
+   * takes the finished base. */
+  rm_tree (src);
+  copy_tree (image, src);
+  make_file (src, "etc/new", "new\n", 1600000000);
+  ctl_set (f, "delay", "0.5");
+  assert_true (rootfs_base_get (m, src, ate_deadline_in_ms (50), &b, &err) < 0);
+  ate_error_release (&err);
+  rootfs_manager_wait_idle (m);
+  ctl_set (f, "delay", NULL);
+  rm_tree (src);
+  copy_tree (image, src);
+  make_file (src, "etc/new", "new\n", 1600000000);
+  unpack_again (src);
+  b = base_ok (m, src);
+  assert_int_equal (b->origin, ROOTFS_ORIGIN_CACHE);
+  assert_int_equal (mkfs_runs (f), 2);
+  rootfs_base_release (b);
+  rootfs_manager_free (m);
+  assert_no_temporaries (f->cache);
+}
+
 /* ---- concurrency ---- */
 
 struct call
@@ -1213,6 +1349,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_mkfs_failure_message, setup, teardown),
     cmocka_unit_test_setup_teardown (test_tree_changed_during_build, setup, teardown),
     cmocka_unit_test_setup_teardown (test_unpacked_again_during_build, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_base_images, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_base_deadline_and_unpack, setup, teardown),
     cmocka_unit_test_setup_teardown (test_concurrent_one_build, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_hit_and_restart, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_keyed_by_content, setup, teardown),
