@@ -55,7 +55,6 @@ static int
 teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 {
   struct ate_error *e = NULL;
-  int ret = 0;
 
   /* Closing the agent connection ends the log pumps (their reads fail). */
   actor_guest_disconnect (a);
@@ -63,12 +62,10 @@ teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
   actor_guest_release (a);
   if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, &e) < 0)
     {
-      ret = -1;
-      ate_error_make (err, e ? e->status : 0, "clean up the sandbox state: %s",
-                      e ? e->msg : "unknown");
-      ate_error_release (&e);
+      ate_error_collect (err, &e, "clean up the sandbox state");
+      return -1;
     }
-  return ret;
+  return 0;
 }
 
 /* ---- restart recovery (docs/architecture.md, "Restart recovery") ---- */

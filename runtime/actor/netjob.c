@@ -41,10 +41,7 @@ actor_netjob_join (struct actor_netjob *j, struct actor_timing *t, struct ate_er
   actor_timing_add (t, "network", j->ns);
   if (j->r < 0)
     {
-      ate_error_wrap (&j->err, "network setup");
-      if (err)
-        *err = steal_pointer (&j->err);
-      ate_error_release (&j->err);
+      ate_error_collect (err, &j->err, "network setup");
       return -1;
     }
   return 0;

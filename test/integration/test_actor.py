@@ -635,6 +635,28 @@ class FaultTest(PodTest):
         self.assert_clean(pod, dict(baseline, fds=pod.snapshot_state()["fds"]))
         self.recover_and_run(pod)
 
+    def test_sandbox_cleanup_failure_names_its_cause_once(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        # A stale sandbox directory under a read-only parent: the teardown
+        # after the checkpoint cannot remove it.
+        sandboxes = os.path.join(pod.kata_run, "shared", "sandboxes")
+        os.makedirs(os.path.join(sandboxes, "a1", "left"), exist_ok=True)
+        sh("mount", "--bind", sandboxes, sandboxes)
+        try:
+            sh("mount", "-o", "remount,bind,ro", sandboxes)
+            pod.checkpoint(NS, TMPL, "a1")
+        finally:
+            sh("umount", "-l", sandboxes)
+        warn = [r for r in pod.server.log_records() if r.get("msg") == "teardown after checkpoint"]
+        self.assertEqual(len(warn), 1, warn)
+        err = warn[0]["error"]
+        self.assertIn("clean up the sandbox state: clean up stale state of sandbox a1", err)
+        # The cause once, not repeated by every layer that passes it on.
+        self.assertEqual(err.count("Read-only file system"), 1, err)
+        self.recover_and_run(pod)
+
 
 class CyclesTest(PodTest):
     def test_many_cycles_do_not_grow(self):
