@@ -38,19 +38,6 @@ rootfs_config_init (struct rootfs_config *cfg)
   cfg->build_timeout_ms = ROOTFS_DEFAULT_BUILD_TIMEOUT_MS;
 }
 
-const char *
-rootfs_origin_name (enum rootfs_origin o)
-{
-  switch (o)
-    {
-    case ROOTFS_ORIGIN_REUSED: return "reused";
-    case ROOTFS_ORIGIN_BUILT: return "built";
-    case ROOTFS_ORIGIN_CACHE: return "cache";
-    case ROOTFS_ORIGIN_TEMPLATE: return "template";
-    }
-  return "unknown";
-}
-
 static char *
 dir_or_default (const char *dir, const char *base, const char *sub)
 {
