@@ -11,9 +11,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REGISTRY_NAME=kind-registry
 REGISTRY_PORT=5001
-REGISTRY_IMAGE=${ATE_REGISTRY_IMAGE:-registry:3}
-KVM_PROBE_IMAGE=${ATE_KVM_PROBE_IMAGE:-busybox:1.36}
+REGISTRY_IMAGE=${ATE_REGISTRY_IMAGE:-registry:3.0.0}
+KVM_PROBE_IMAGE=${ATE_KVM_PROBE_IMAGE:-busybox:1.36.1}
+# The node image of kind v0.32.0 (Kubernetes v1.36.1), the kind release the
+# pinned substrate commit builds with (its hack/tools/kind).  kind supports a
+# node image only with the release that built it, hence the digest.
+KIND_PINNED_NODE_IMAGE=kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5
+KIND_MIN_VERSION=0.32.0
+# The substrate control plane's pod-certificate controller uses the
+# PodCertificateRequest and ClusterTrustBundle APIs of this group version
+# (beta from Kubernetes 1.35, behind the feature gates set below).
+PCR_GROUP_VERSION=certificates.k8s.io/v1beta1
 CLASS_KEY=ate.dev/sandboxClass
+# In the /var/lib/ateom-gvisor hostPath every worker pod mounts.
+NODE_CONFIG=/var/lib/ateom-gvisor/ateom-microvm/config
 CLASS_VALUE=microvm
 
 usage() {
@@ -28,16 +39,24 @@ Creates (or re-uses) a kind cluster for micro-VM actors:
     tainted $CLASS_KEY=$CLASS_VALUE (NoSchedule);
   - the feature gates the substrate control plane needs
     (ClusterTrustBundle, ClusterTrustBundleProjection, PodCertificateRequest).
-It first checks that /dev/kvm works where the nodes will run.
+It first checks that /dev/kvm works where the nodes will run and that kind is
+v$KIND_MIN_VERSION or newer, and at the end that the cluster serves the
+PodCertificateRequest API ($PCR_GROUP_VERSION, Kubernetes 1.35 or newer)
+the substrate control plane needs.
 
   --name NAME        cluster name (default: \$KIND_CLUSTER_NAME, else "kind")
   --workers N        micro-VM worker nodes (default 1); 0 puts everything on
                      the control-plane node, labelled but not tainted
-  --node-image IMG   kind node image (default: \$KIND_NODE_IMAGE, else kind's)
+  --node-image IMG   kind node image (default: \$KIND_NODE_IMAGE, else the pin
+                     $KIND_PINNED_NODE_IMAGE)
   --recreate         delete an existing cluster of that name first (default:
                      re-use it and only re-apply the node settings)
   --allow-no-kvm     create the cluster even when KVM is unusable (no
                      micro-VM nodes: useful for control-plane work only)
+  --server-config F  install F as the node's ateom-microvm configuration
+                     file ($NODE_CONFIG) on every micro-VM
+                     node: the worker pods read it when they start (see
+                     docs/operations.md, "Server configuration")
   --config-out FILE  where to write the kind config (default: the work dir)
   --dry-run          print the commands and the kind config, run nothing
   -h, --help         this text
@@ -46,10 +65,11 @@ USAGE
 
 cluster=${KIND_CLUSTER_NAME:-kind}
 workers=1
-node_image=${KIND_NODE_IMAGE:-}
+node_image=${KIND_NODE_IMAGE:-$KIND_PINNED_NODE_IMAGE}
 recreate=0
 allow_no_kvm=0
 config_out=""
+server_config=""
 
 while (($#)); do
   case $1 in
@@ -77,6 +97,11 @@ while (($#)); do
       config_out=$2
       shift
       ;;
+    --server-config)
+      (($# >= 2)) || ate_die "--server-config needs a file"
+      server_config=$2
+      shift
+      ;;
     --dry-run) ATE_DRY_RUN=1 ;;
     -h | --help)
       usage
@@ -90,6 +115,9 @@ while (($#)); do
   shift
 done
 [[ $cluster =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || ate_die "invalid cluster name '$cluster'"
+if [[ -n $server_config && ! -f $server_config ]]; then
+  ate_die "--server-config: no file $server_config"
+fi
 
 ate_require_tools docker kind kubectl
 ate_make_work_dir
@@ -121,6 +149,38 @@ probe_kvm() {
     ate_log "continuing without micro-VM nodes (--allow-no-kvm)"
     workers=0
   fi
+}
+
+# "kind v0.32.0 go1.26.1 linux/amd64" -> 0.32.0
+check_kind_version() {
+  local out version
+  if ate_dry; then
+    ate_log "would check that kind is v$KIND_MIN_VERSION or newer"
+    return 0
+  fi
+  out=$(kind version) || ate_die "kind version failed"
+  version=$(sed -n 's/^kind v\([0-9][0-9.]*\).*/\1/p' <<<"$out")
+  [[ -n $version ]] || ate_die "cannot read the kind version from: $out"
+  if [[ $(printf '%s\n%s\n' "$KIND_MIN_VERSION" "$version" | sort -V | head -n1) != "$KIND_MIN_VERSION" ]]; then
+    ate_die "kind v$version is too old: v$KIND_MIN_VERSION or newer is needed (its node images, kind load)"
+  fi
+  ate_log "kind v$version"
+}
+
+# Without this API upstream's installer waits forever for trust bundles
+# that its pod-certificate controller can never make.
+check_pcr_api() {
+  local resources
+  if ate_dry; then
+    ate_kubectl get --raw "/apis/$PCR_GROUP_VERSION"
+    return 0
+  fi
+  resources=$(kubectl --context="$KUBECTL_CONTEXT" --request-timeout=30s get --raw \
+    "/apis/$PCR_GROUP_VERSION" 2>&1) \
+    || ate_die "the cluster does not serve $PCR_GROUP_VERSION ($resources): Kubernetes 1.35 or newer with the PodCertificateRequest feature gates is needed (--node-image, --recreate)"
+  [[ $resources == *'"podcertificaterequests"'* && $resources == *'"clustertrustbundles"'* ]] \
+    || ate_die "the cluster's $PCR_GROUP_VERSION lacks podcertificaterequests or clustertrustbundles: Kubernetes 1.35 or newer with the PodCertificateRequest feature gates is needed (--node-image, --recreate)"
+  ate_log "the cluster serves PodCertificateRequest and ClusterTrustBundle ($PCR_GROUP_VERSION)"
 }
 
 start_registry() {
@@ -214,7 +274,7 @@ create_cluster() {
     fi
   fi
   ate_run kind create cluster --name "$cluster" --config "$config_out" \
-    ${node_image:+--image "$node_image"} --wait 120s
+    --image "$node_image" --wait 120s
 }
 
 # Node names: kind's own list, or in dry-run the names kind would give.
@@ -228,6 +288,15 @@ node_names() {
   else
     kind get nodes --name "$cluster"
   fi
+}
+
+# The server reads the file only if root owns it and nobody else may write
+# it; written aside and renamed, so a starting worker never reads half.
+install_server_config() {
+  local node=$1 dir=${NODE_CONFIG%/*}
+  [[ -n $server_config ]] || return 0
+  ate_run_stdin "$server_config" docker exec -i "$node" sh -c \
+    "mkdir -p '$dir' && cat > '$NODE_CONFIG.new' && chown root:root '$NODE_CONFIG.new' && chmod 0644 '$NODE_CONFIG.new' && mv '$NODE_CONFIG.new' '$NODE_CONFIG'"
 }
 
 prepare_nodes() {
@@ -246,15 +315,17 @@ prepare_nodes() {
       # control plane runs here, so lift it.
       ((workers == 0)) || ate_kubectl taint node "$node" node-role.kubernetes.io/control-plane:NoSchedule- || true
       ((workers == 0 && has_kvm)) || continue
-      ate_run docker exec "$node" chmod 666 /dev/kvm
       ate_kubectl label node "$node" "$CLASS_KEY=$CLASS_VALUE" --overwrite
+      install_server_config "$node"
       continue
     fi
     ((has_kvm)) || continue
     # The kind config already sets label and taint; re-applying them keeps a
-    # re-used cluster right too.
-    ate_run docker exec "$node" chmod 666 /dev/kvm
+    # re-used cluster right too.  /dev/kvm keeps the host's mode: the worker
+    # pods are privileged and root, and a chmod through the bind mount would
+    # change the host's device.
     ate_kubectl label node "$node" "$CLASS_KEY=$CLASS_VALUE" --overwrite
+    install_server_config "$node"
     ate_kubectl taint node "$node" "$CLASS_KEY=$CLASS_VALUE:NoSchedule" --overwrite
   done
 }
@@ -283,10 +354,12 @@ YAML
   ate_kubectl wait --for=condition=Ready nodes --all --timeout=180s
 }
 
+ate_phase "kind version" check_kind_version
 ate_phase "probe KVM" probe_kvm
 ate_phase "local registry $REGISTRY_NAME" start_registry
 ate_phase "kind config" write_config
 ate_phase "kind cluster $cluster" create_cluster
 ate_phase "prepare nodes" prepare_nodes
 ate_phase "connect registry" connect_registry
+ate_phase "PodCertificateRequest API" check_pcr_api
 ate_log "cluster $cluster ready (kubectl context $KUBECTL_CONTEXT, registry localhost:$REGISTRY_PORT)"

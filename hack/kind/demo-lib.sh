@@ -32,6 +32,8 @@ kubectl_ate=${KUBECTL_ATE:-}
 worker_image=${ATE_IMAGE:-$REGISTRY/ateom-microvm:dev}
 router_port=${ATE_ROUTER_PORT:-8000}
 artifacts=${ATE_ARTIFACTS_DIR:-}
+control_plane_timeout=900
+keep_actor=0
 skip_cluster=0
 skip_control_plane=0
 skip_images=0
@@ -51,6 +53,12 @@ demo_usage_common() {
   --worker-image REF    worker image to build and use (default:
                         $REGISTRY/ateom-microvm:dev)
   --router-port PORT    local port for the atenet-router port-forward (8000)
+  --control-plane-timeout S
+                        seconds the upstream installer may take (900): it
+                        has unbounded waits of its own
+  --keep-actor          leave the actor behind (default: it is suspended and
+                        deleted at the end, also after a failure, so re-runs
+                        do not fill the pool)
   --artifacts DIR       where logs go on failure (default:
                         build-e2e/<script>-<time> in the repository)
   --skip-cluster        use the existing cluster (no create-cluster.sh)
@@ -73,7 +81,7 @@ USAGE
 demo_parse_common() {
   case $1 in
     --cluster | --arch | --ch-version | --ch-sha256 | --substrate-dir | --kubectl-ate | \
-      --worker-image | --router-port | --artifacts)
+      --worker-image | --router-port | --artifacts | --control-plane-timeout)
       [[ $# -ge 2 ]] || ate_die "$1 needs a value"
       case $1 in
         --cluster) cluster=$2 ;;
@@ -85,6 +93,7 @@ demo_parse_common() {
         --worker-image) worker_image=$2 ;;
         --router-port) router_port=$2 ;;
         --artifacts) artifacts=$2 ;;
+        --control-plane-timeout) control_plane_timeout=$2 ;;
       esac
       return 2
       ;;
@@ -92,6 +101,7 @@ demo_parse_common() {
     --skip-control-plane) skip_control_plane=1 ;;
     --skip-images) skip_images=1 ;;
     --skip-assets) skip_assets=1 ;;
+    --keep-actor) keep_actor=1 ;;
     --dry-run) ATE_DRY_RUN=1 ;;
     *) return 0 ;;
   esac
@@ -106,11 +116,13 @@ demo_check_common() {
   if [[ ! $router_port =~ ^[0-9]+$ ]] || ((router_port == 0 || router_port > 65535)); then
     ate_die "invalid --router-port '$router_port'"
   fi
+  [[ $control_plane_timeout =~ ^[1-9][0-9]*$ ]] \
+    || ate_die "invalid --control-plane-timeout '$control_plane_timeout'"
   KUBECTL_CONTEXT=kind-$cluster
   : "${artifacts:=$ATE_ROOT/build-e2e/${ATE_SCRIPT%.sh}-$(date +%Y%m%d-%H%M%S)}"
   local tools=(kubectl curl)
   ((skip_cluster)) || tools+=(kind docker)
-  ((skip_control_plane)) || tools+=(git go openssl)
+  ((skip_control_plane)) || tools+=(git go openssl timeout)
   ((skip_assets)) || tools+=(zstd aws)
   [[ -n $kubectl_ate ]] || tools+=(go)
   ate_require_tools "${tools[@]}"
@@ -131,25 +143,38 @@ demo_cluster() {
   demo_run_child hack/kind/create-cluster.sh --name "$cluster"
 }
 
+# The checkout is fetched into a temporary folder and renamed into the cache
+# only when complete: an interrupted first fetch leaves nothing that later
+# runs would take for a checkout.
 substrate_checkout() {
-  local cache=${XDG_CACHE_HOME:-$HOME/.cache}/ateom-microvm
+  local cache=${XDG_CACHE_HOME:-$HOME/.cache}/ateom-microvm tmp
   if [[ -z $substrate_dir ]]; then
     substrate_dir=$cache/substrate-$SUBSTRATE_COMMIT
-    if [[ ! -d $substrate_dir/.git ]]; then
-      ate_run git init --quiet "$substrate_dir"
-      ate_run git -C "$substrate_dir" fetch --quiet --depth 1 "$SUBSTRATE_REPO" "$SUBSTRATE_COMMIT"
-      ate_run git -C "$substrate_dir" checkout --quiet --detach FETCH_HEAD
+    if [[ -d $substrate_dir ]] && ! ate_dry \
+      && [[ $(git -C "$substrate_dir" rev-parse HEAD 2>/dev/null) != "$SUBSTRATE_COMMIT" ]]; then
+      ate_log "$substrate_dir is not a complete checkout of $SUBSTRATE_COMMIT (an interrupted fetch?): fetching again"
+      ate_run rm -rf "$substrate_dir"
+    fi
+    if [[ ! -d $substrate_dir ]]; then
+      tmp=$substrate_dir.partial
+      ate_run rm -rf "$tmp"
+      ate_run git init --quiet "$tmp"
+      ate_run git -C "$tmp" fetch --quiet --depth 1 "$SUBSTRATE_REPO" "$SUBSTRATE_COMMIT"
+      ate_run git -C "$tmp" checkout --quiet --detach FETCH_HEAD
+      ate_run mv "$tmp" "$substrate_dir"
     fi
   fi
   if ! ate_dry; then
     local head
-    head=$(git -C "$substrate_dir" rev-parse HEAD) || ate_die "$substrate_dir is not a git checkout"
+    head=$(git -C "$substrate_dir" rev-parse HEAD 2>/dev/null) \
+      || ate_die "$substrate_dir is not a git checkout (remove it, or point --substrate-dir elsewhere)"
     [[ $head == "$SUBSTRATE_COMMIT" ]] \
-      || ate_die "$substrate_dir is at $head, not the pinned $SUBSTRATE_COMMIT"
+      || ate_die "$substrate_dir is at $head, not the pinned $SUBSTRATE_COMMIT (remove it, or check out the pinned commit)"
   fi
   : "${kubectl_ate:=$cache/bin/kubectl-ate-$SUBSTRATE_COMMIT}"
   if [[ ! -x $kubectl_ate ]]; then
-    ate_run env --chdir="$substrate_dir" go build -o "$kubectl_ate" ./cmd/kubectl-ate
+    ate_run env --chdir="$substrate_dir" go build -o "$kubectl_ate.partial" ./cmd/kubectl-ate
+    ate_run mv "$kubectl_ate.partial" "$kubectl_ate"
   fi
 }
 
@@ -159,11 +184,29 @@ substrate_checkout() {
 demo_control_plane() {
   substrate_checkout
   ((skip_control_plane)) && return 0
-  ate_run env --chdir="$substrate_dir" KUBECTL_CONTEXT="$KUBECTL_CONTEXT" \
-    ./hack/install-ate-kind.sh --deploy-ate-system
+  demo_check_pcr_api
+  # The installer polls for its trust bundles without a bound.
+  ate_run timeout --foreground "$control_plane_timeout" \
+    env --chdir="$substrate_dir" KUBECTL_CONTEXT="$KUBECTL_CONTEXT" \
+    ./hack/install-ate-kind.sh --deploy-ate-system \
+    || ate_die "the substrate installer failed or did not finish within $control_plane_timeout s (--control-plane-timeout)"
   ate_kubectl --namespace ate-system patch daemonset atelet --type=strategic \
     --patch "{\"spec\":{\"template\":{\"spec\":{\"tolerations\":[$CLASS_TOLERATION]}}}}"
   ate_kubectl --namespace ate-system rollout status daemonset/atelet --timeout=180s
+}
+
+# The substrate control plane needs the PodCertificateRequest API; without
+# it its installer would wait forever (create-cluster.sh checks the same for
+# the clusters it makes; --skip-cluster may point at another one).
+demo_check_pcr_api() {
+  local api=certificates.k8s.io/v1beta1 out
+  if ate_dry; then
+    ate_kubectl get --raw "/apis/$api"
+    return 0
+  fi
+  out=$(kubectl --context="$KUBECTL_CONTEXT" --request-timeout=30s get --raw "/apis/$api" 2>&1) || out=""
+  [[ $out == *'"podcertificaterequests"'* && $out == *'"clustertrustbundles"'* ]] \
+    || ate_die "cluster $KUBECTL_CONTEXT does not serve PodCertificateRequest and ClusterTrustBundle ($api): the substrate control plane needs Kubernetes 1.35 or newer with their feature gates (hack/kind/create-cluster.sh sets them)"
 }
 
 # Builds and pushes the worker image, then uses it by digest: a re-used tag
@@ -289,18 +332,11 @@ demo_suspend() {
     || ate_die "actor $actor is not SUSPENDED after 120 s"
 }
 
-router_port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$router_port") 2>/dev/null
-}
-
 demo_router() {
-  ate_run_bg "$ate_work/router-port-forward.log" kubectl --context="$KUBECTL_CONTEXT" \
-    --namespace ate-system port-forward svc/atenet-router "$router_port:80"
-  ate_dry && return 0
-  if ! ate_retry 30 1 router_port_open; then
-    cat "$ate_work/router-port-forward.log" >&2
-    ate_die "port-forward to svc/atenet-router did not come up"
-  fi
+  ate_port_forward "$ate_work/router-port-forward.log" "$router_port" \
+    kubectl --context="$KUBECTL_CONTEXT" \
+    --namespace ate-system port-forward svc/atenet-router "$router_port:80" \
+    || ate_die "port-forward to svc/atenet-router did not come up"
 }
 
 # demo_http ACTOR METHOD PATH OUTFILE: one request to the actor through the
@@ -362,8 +398,51 @@ demo_collect_logs() {
   ate_log "logs saved in $artifacts"
 }
 
+# The actor this run created (set by demo_create_actor), cleaned up at exit.
+demo_actor=""
+
+demo_create_actor() {
+  local actor=$1 template=$2
+  demo_actor=$actor
+  demo_ate create actor "$actor" --template "$template"
+}
+
+# A RUNNING actor holds a worker pod: suspend it (its snapshot is then in
+# the object store) and delete it, so that repeated runs do not fill the
+# pool.  Best effort: it runs from the exit trap too.
+demo_cleanup_actor() {
+  [[ -n $demo_actor ]] || return 0
+  if ((keep_actor)); then
+    ate_log "keeping actor $demo_actor (delete it with: $kubectl_ate --context=$KUBECTL_CONTEXT delete actor $demo_actor)"
+    return 0
+  fi
+  if ate_dry || demo_actor_has_status "$demo_actor" STATUS_RUNNING; then
+    demo_ate suspend actor "$demo_actor" || true
+    ate_retry 120 2 demo_actor_has_status "$demo_actor" STATUS_SUSPENDED || true
+  fi
+  demo_ate delete actor "$demo_actor" || ate_log "could not delete actor $demo_actor"
+  demo_actor=""
+}
+
+# ActorTemplates are immutable: re-applying one whose image changed (every
+# rebuild of the counter image has a new digest) fails.  Delete the old one
+# first; its actors and golden snapshot go with it.
+demo_replace_template() {
+  local ns=$1 name=$2 want=$3 have
+  if ate_dry; then
+    ate_log "would delete actortemplate $ns/$name if its image is not $want"
+    return 0
+  fi
+  have=$(kubectl --context="$KUBECTL_CONTEXT" --namespace "$ns" get actortemplate "$name" \
+    --ignore-not-found --output 'jsonpath={.spec.containers[0].image}')
+  [[ -n $have && $have != "$want" ]] || return 0
+  ate_log "actortemplate $ns/$name has image $have; templates are immutable: replacing it"
+  ate_kubectl --namespace "$ns" delete actortemplate "$name" --wait=true --timeout=120s
+}
+
 # Failure hook of lib.sh's exit trap.  Collection must not hide the
 # original failure, so every step is allowed to fail.
 ate_on_failure() {
   demo_collect_logs || true
+  demo_cleanup_actor || true
 }

@@ -190,3 +190,33 @@ ate_image_tag() {
     printf '%s' "${ref##*:}"
   fi
 }
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+ate_port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+ate_port_forward_ready() {
+  local pid=$1 log=$2 port=$3
+  kill -0 "$pid" 2>/dev/null && grep -q "^Forwarding from 127\.0\.0\.1:$port -> " "$log"
+}
+
+# ate_port_forward LOG PORT KUBECTL-ARGS...: runs `kubectl port-forward`
+# (KUBECTL-ARGS) in the background and waits up to 30 s until it forwards
+# 127.0.0.1:PORT.  A TCP connect alone would also succeed against another
+# local service on that port, so the port must be free before, and the
+# forward counts as up only when kubectl itself reports it while still
+# running.
+ate_port_forward() {
+  local log=$1 port=$2
+  shift 2
+  if ! ate_dry && ate_port_in_use "$port"; then
+    ate_die "127.0.0.1:$port is already in use by another process; choose another local port"
+  fi
+  ate_run_bg "$log" "$@"
+  ate_dry && return 0
+  if ! ate_retry 30 1 ate_port_forward_ready "$ATE_BG_PID" "$log" "$port"; then
+    cat "$log" >&2
+    return 1
+  fi
+}

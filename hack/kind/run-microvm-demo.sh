@@ -31,7 +31,8 @@ Runs the counter-microvm demo end to end on a kind cluster with KVM:
       by ate-admission, applied
    6. wait for the golden snapshot (ActorTemplate Ready)
    7. create an actor, resume it, POST twice (count 1, 2), suspend, resume,
-      POST again: the count must be 3
+      POST again: the count must be 3; then suspend and delete the actor
+      (--keep-actor keeps it)
 Each phase is timed; on failure worker and atelet logs, descriptions and
 events are saved (--artifacts) and the worker log tail is printed.
 
@@ -102,12 +103,12 @@ images() {
 }
 
 apply_demo() {
-  local zero
-  zero=sha256:$(printf '0%.0s' {1..64})
   demo_write_kustomization "$ate_work/demo" "$ATE_ROOT/deploy/kustomize/overlays/kind" \
     "$KIND_OVERLAY_COUNTER=$counter_image" "$KIND_OVERLAY_WORKER=$worker_image"
   demo_render "$ate_work/demo" "$ate_work/demo.yaml"
-  ! grep -q "$zero" "$ate_work/demo.yaml" || ate_die "the rendered demo still has the unset counter digest"
+  grep -q "image: $counter_image\$" "$ate_work/demo.yaml" \
+    || ate_die "the rendered demo does not pin the counter image to $counter_image"
+  demo_replace_template "$NAMESPACE" "$TEMPLATE" "$counter_image"
   ate_kubectl apply -f "$ate_work/demo.yaml"
 }
 
@@ -138,12 +139,12 @@ if ((!skip_images)); then ate_phase "images" images; fi
 ((skip_assets)) || ate_phase "runtime assets ($arch)" demo_assets
 ate_phase "apply counter-microvm" apply_demo
 ate_phase "golden snapshot Ready" wait_golden
-ate_phase "create actor $actor" demo_ate create actor "$actor" --template "$NAMESPACE/$TEMPLATE"
+ate_phase "create actor $actor" demo_create_actor "$actor" "$NAMESPACE/$TEMPLATE"
 ate_phase "resume $actor" demo_resume "$actor" 300
 ate_phase "router port-forward" demo_router
 ate_phase "POST twice (count 1, 2)" first_posts
 ate_phase "suspend $actor" demo_suspend "$actor"
 ate_phase "resume $actor again" demo_resume "$actor" 300
 ate_phase "POST after resume (count 3)" post_expect 3
-ate_log "PASS: the count continued across suspend/resume (actor $actor; delete it with:"
-ate_log "  $kubectl_ate --context=$KUBECTL_CONTEXT delete actor $actor)"
+ate_phase "clean up actor $actor" demo_cleanup_actor
+ate_log "PASS: the count continued across suspend/resume (actor $actor)"

@@ -176,11 +176,12 @@ ate_phase "images" images
 ate_phase "apply microvm runtime" apply_runtime
 ate_phase "apply openshell-microvm" apply_openshell
 ate_phase "golden snapshot Ready" wait_golden
-ate_phase "create actor $actor" demo_ate create actor "$actor" --template "$NAMESPACE/$TEMPLATE"
+ate_phase "create actor $actor" demo_create_actor "$actor" "$NAMESPACE/$TEMPLATE"
 ate_phase "resume $actor" demo_resume "$actor" "$resume_timeout"
 ate_phase "router port-forward" demo_router
 ate_phase "GET /status" get_status
 ate_phase "suspend $actor" demo_suspend "$actor"
 ate_phase "resume $actor again" demo_resume "$actor" "$resume_timeout"
 ate_phase "GET /status after resume" status_after_resume
+ate_phase "clean up actor $actor" demo_cleanup_actor
 ate_log "PASS: golden snapshot Ready and the resumed helpdesk answers /status (actor $actor)"

@@ -76,18 +76,11 @@ export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-rustfsadmin}
 export AWS_REGION=${AWS_REGION:-us-east-1}
 endpoint=http://127.0.0.1:$local_port
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$local_port") 2>/dev/null
-}
-
 port_forward() {
-  ate_run_bg "$ate_work/port-forward.log" kubectl ${KUBECTL_CONTEXT:+"--context=$KUBECTL_CONTEXT"} \
-    --namespace "$namespace" port-forward svc/rustfs "$local_port:9000"
-  ate_dry && return 0
-  if ! ate_retry 30 1 port_open; then
-    cat "$ate_work/port-forward.log" >&2
-    ate_die "port-forward to svc/rustfs in $namespace did not come up"
-  fi
+  ate_port_forward "$ate_work/port-forward.log" "$local_port" \
+    kubectl ${KUBECTL_CONTEXT:+"--context=$KUBECTL_CONTEXT"} \
+    --namespace "$namespace" port-forward svc/rustfs "$local_port:9000" \
+    || ate_die "port-forward to svc/rustfs in $namespace did not come up"
 }
 
 upload() {

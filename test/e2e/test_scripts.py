@@ -5,6 +5,7 @@ and arguments, the kind config, the pinned hashes, failure handling and log
 collection.  Nothing here reaches a cluster, an engine or the network."""
 import os
 import re
+import shlex
 import subprocess
 import unittest
 
@@ -12,6 +13,9 @@ import yaml
 
 from deploytest import (SOURCE, SPEC_PINS, STUB_DIGEST, STUB_PUSHED_DIGEST, ZERO_DIGEST,
                         ScriptTestCase, commands, main, skip_whole_test)
+
+NODE_IMAGE = ("kindest/node:v1.36.1@sha256:"
+              "3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5")
 
 # The scripts render manifests with the real kubectl kustomize (the kubectl
 # stub hands `kustomize` to it).
@@ -25,10 +29,11 @@ class CreateClusterTest(ScriptTestCase):
                             "--workers", "2", check=True)
         w = self.work
         self.assertEqual(commands(r.stdout), [
-            "docker run --rm --device /dev/kvm busybox:1.36 true",
+            "docker run --rm --device /dev/kvm busybox:1.36.1 true",
             "docker run --detach --restart=always --label created-by=ateom-microvm "
-            "--publish 127.0.0.1:5001:5000 --network bridge --name kind-registry registry:3",
-            "kind create cluster --name t1 --config %s/kind-config.yaml --wait 120s" % w,
+            "--publish 127.0.0.1:5001:5000 --network bridge --name kind-registry registry:3.0.0",
+            "kind create cluster --name t1 --config %s/kind-config.yaml --image %s --wait 120s"
+            % (w, NODE_IMAGE),
             "docker exec t1-control-plane mkdir -p /etc/containerd/certs.d/localhost:5001",
             "docker exec -i t1-control-plane cp /dev/stdin "
             "/etc/containerd/certs.d/localhost:5001/hosts.toml < %s/hosts.toml" % w,
@@ -40,7 +45,6 @@ class CreateClusterTest(ScriptTestCase):
             "docker exec -i %s cp /dev/stdin /etc/containerd/certs.d/localhost:5001/hosts.toml"
             " < %s/hosts.toml" % (n, w),
             "docker exec %s sysctl -w net.ipv4.conf.all.proxy_arp=1" % n,
-            "docker exec %s chmod 666 /dev/kvm" % n,
             "kubectl --context=kind-t1 label node %s ate.dev/sandboxClass=microvm --overwrite" % n,
             "kubectl --context=kind-t1 taint node %s ate.dev/sandboxClass=microvm:NoSchedule "
             "--overwrite" % n,
@@ -48,7 +52,10 @@ class CreateClusterTest(ScriptTestCase):
             "docker network connect kind kind-registry",
             "kubectl --context=kind-t1 apply -f %s/local-registry-hosting.yaml" % w,
             "kubectl --context=kind-t1 wait --for=condition=Ready nodes --all --timeout=180s",
+            "kubectl --context=kind-t1 get --raw /apis/certificates.k8s.io/v1beta1",
         ])
+        self.assertFalse([c for c in commands(r.stdout) if "chmod" in c],
+                         "a chmod of the node's /dev/kvm changes the host's device")
         with open(os.path.join(w, "hosts.toml")) as f:
             self.assertEqual(f.read(), '[host."http://kind-registry:5000"]\n')
 
@@ -88,17 +95,21 @@ class CreateClusterTest(ScriptTestCase):
         self.run_script("hack/kind/create-cluster.sh", "--name", "s1", check=True)
         lines = self.stub_lines()
         self.assertInOrder(lines, [
-            "docker run --rm --device /dev/kvm busybox:1.36 true",
+            "kind version",
+            "docker run --rm --device /dev/kvm busybox:1.36.1 true",
             "docker inspect -f {{.State.Running}} kind-registry",
             "docker run --detach",
             "kind get clusters",
-            "kind create cluster --name s1 --config %s/kind-config.yaml" % self.work,
+            "kind create cluster --name s1 --config %s/kind-config.yaml --image %s"
+            % (self.work, NODE_IMAGE),
             "kind get nodes --name s1",
-            "docker exec s1-worker chmod 666 /dev/kvm",
             "kubectl --context=kind-s1 label node s1-worker ate.dev/sandboxClass=microvm",
             "kubectl --context=kind-s1 taint node s1-worker ate.dev/sandboxClass=microvm:NoSchedule",
             "kubectl --context=kind-s1 wait --for=condition=Ready nodes",
+            "kubectl --context=kind-s1 --request-timeout=30s get --raw "
+            "/apis/certificates.k8s.io/v1beta1",
         ])
+        self.assertFalse([l for l in lines if "chmod" in l])
         stdin_copies = [c for c in self.stub_calls() if c["args"][:2] == ["exec", "-i"]]
         self.assertEqual(len(stdin_copies), 2)
 
@@ -109,7 +120,48 @@ class CreateClusterTest(ScriptTestCase):
         self.assertIn("KVM is not usable", r.stderr)
         self.assertFalse([l for l in self.stub_lines() if l.startswith("kind create")])
         self.run_script("hack/kind/create-cluster.sh", "--allow-no-kvm", env=env, check=True)
-        self.assertFalse([l for l in self.stub_lines() if "chmod 666 /dev/kvm" in l])
+        self.assertFalse([l for l in self.stub_lines() if "label node" in l])
+
+    def test_old_kind_is_refused(self):
+        r = self.run_script("hack/kind/create-cluster.sh", env={"STUB_KIND_VERSION": "0.31.0"},
+                            check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("kind v0.31.0 is too old: v0.32.0 or newer is needed", r.stderr)
+        self.assertFalse([l for l in self.stub_lines() if l.startswith("kind create")])
+        self.run_script("hack/kind/create-cluster.sh", env={"STUB_KIND_VERSION": "0.33.1"},
+                        check=True)
+
+    def test_cluster_without_pod_certificates_is_refused(self):
+        """A node image older than Kubernetes 1.35 has no
+        PodCertificateRequest API: upstream's installer would then wait
+        forever, so the cluster script stops with the reason."""
+        r = self.run_script("hack/kind/create-cluster.sh", "--node-image", "kindest/node:v1.34.0",
+                            env={"STUB_NO_PCR": "1"}, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Kubernetes 1.35 or newer", r.stderr)
+        self.assertIn('FAILED in phase "PodCertificateRequest API"', r.stderr)
+        self.assertTrue([l for l in self.stub_lines() if l.startswith("kind create cluster")
+                         and "--image kindest/node:v1.34.0" in l])
+
+    def test_server_config_reaches_every_microvm_node(self):
+        cfg = os.path.join(self.tmp, "server.conf")
+        with open(cfg, "w") as f:
+            f.write("log-level = debug\n")
+        r = self.run_script("hack/kind/create-cluster.sh", "--dry-run", "--name", "c",
+                            "--workers", "2", "--server-config", cfg, check=True)
+        installs = [c for c in commands(r.stdout) if "ateom-microvm/config" in c]
+        self.assertEqual(len(installs), 2)
+        for node, c in zip(("c-worker", "c-worker2"), installs):
+            cmd, _, stdin = c.rpartition(" < ")
+            self.assertEqual(stdin, cfg)
+            argv = shlex.split(cmd)
+            self.assertEqual(argv[:5], ["docker", "exec", "-i", node, "sh"])
+            self.assertIn("chmod 0644 '/var/lib/ateom-gvisor/ateom-microvm/config.new' && "
+                          "mv '/var/lib/ateom-gvisor/ateom-microvm/config.new' "
+                          "'/var/lib/ateom-gvisor/ateom-microvm/config'", argv[-1])
+        r = self.run_script("hack/kind/create-cluster.sh", "--dry-run", "--server-config",
+                            os.path.join(self.tmp, "missing"), check=False)
+        self.assertIn("--server-config: no file", r.stderr)
 
     def test_kvm_probe_failure(self):
         r = self.run_script("hack/kind/create-cluster.sh",
@@ -448,6 +500,19 @@ class RunMicrovmDemoTest(ScriptTestCase):
         ])
         inst = next(c for c in self.stub_calls() if c["tool"] == "install-ate-kind.sh")
         self.assertEqual(os.path.realpath(inst["cwd"]), os.path.realpath(sub))
+        self.assertIn("+ timeout --foreground 900 env --chdir=%s" % sub, r.stdout,
+                      "upstream's installer has unbounded waits: ours bounds it")
+        self.assertInOrder(lines, [
+            "kubectl --context=kind-kind --request-timeout=30s get --raw "
+            "/apis/certificates.k8s.io/v1beta1",
+            "install-ate-kind.sh --deploy-ate-system"])
+        # The actor does not outlive the run: suspended (freeing its worker)
+        # and deleted.
+        self.assertEqual([l for l in lines if l.startswith("kubectl-ate")
+                          and " get " not in l][-2:], [
+            "kubectl-ate --context=kind-kind suspend actor a1",
+            "kubectl-ate --context=kind-kind delete actor a1"])
+        self.assertFalse([l for l in lines if "delete actortemplate" in l])
         with open(os.path.join(self.work, "demo.yaml")) as f:
             text = f.read()
         self.assertIn("image: localhost:5001/ate-counter@" + STUB_DIGEST, text)
@@ -497,6 +562,86 @@ class RunMicrovmDemoTest(ScriptTestCase):
                       r.stderr)
         self.assertIn('FAILED in phase "POST after resume (count 3)"', r.stderr)
 
+    def run_skipping(self, *extra, env=None, check=None):
+        sub = self.make_substrate_checkout()
+        return self.run_script("hack/kind/run-microvm-demo.sh", "--actor", "a1", "--skip-cluster",
+                               "--skip-assets", "--skip-images", "--counter-image",
+                               "localhost:5001/ate-counter@" + STUB_DIGEST, "--substrate-dir", sub,
+                               "--kubectl-ate", os.path.join(self.bin, "kubectl-ate"),
+                               "--router-port", str(free_port()), *extra, env=env, check=check)
+
+    def test_rebuilt_counter_replaces_the_template(self):
+        """A re-run with a rebuilt counter image (new digest) must not fail
+        on the immutable template spec."""
+        self.run_skipping(env={"STUB_TEMPLATE_IMAGE": "localhost:5001/ate-counter@sha256:"
+                               + "9" * 64}, check=True)
+        self.assertInOrder(self.stub_lines(), [
+            "kubectl --context=kind-kind --namespace ate-demo-counter-microvm get actortemplate "
+            "counter-microvm --ignore-not-found",
+            "kubectl --context=kind-kind --namespace ate-demo-counter-microvm delete actortemplate "
+            "counter-microvm --wait=true --timeout=120s",
+            "kubectl --context=kind-kind apply -f"])
+
+    def test_same_counter_keeps_the_template(self):
+        self.run_skipping(env={"STUB_TEMPLATE_IMAGE": "localhost:5001/ate-counter@" + STUB_DIGEST},
+                          check=True)
+        self.assertFalse([l for l in self.stub_lines() if "delete actortemplate" in l])
+
+    def test_failed_run_leaves_no_running_actor(self):
+        r = self.run_skipping(env={"STUB_COUNT_RESET": "1"}, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual([l for l in self.stub_lines() if l.startswith("kubectl-ate")
+                          and " get " not in l][-2:], [
+            "kubectl-ate --context=kind-kind suspend actor a1",
+            "kubectl-ate --context=kind-kind delete actor a1"])
+
+    def test_keep_actor(self):
+        r = self.run_skipping("--keep-actor", check=True)
+        self.assertFalse([l for l in self.stub_lines() if "delete actor" in l])
+        self.assertIn("keeping actor a1", r.stdout)
+
+    def test_router_port_taken_by_another_service(self):
+        """Another local service on the router port must not pass for the
+        port-forward (a TCP connect alone would succeed)."""
+        import socket
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", 0))
+            other.listen(1)
+            port = other.getsockname()[1]
+            sub = self.make_substrate_checkout()
+            r = self.run_script("hack/kind/run-microvm-demo.sh", "--actor", "a1", "--skip-cluster",
+                                "--skip-assets", "--skip-images", "--counter-image",
+                                "localhost:5001/ate-counter@" + STUB_DIGEST, "--substrate-dir",
+                                sub, "--kubectl-ate", os.path.join(self.bin, "kubectl-ate"),
+                                "--router-port", str(port), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("127.0.0.1:%d is already in use by another process" % port, r.stderr)
+        self.assertFalse([l for l in self.stub_lines() if "port-forward" in l])
+
+    def test_port_forward_that_dies_is_not_up(self):
+        r = self.run_skipping(env={"STUB_FAIL": "kubectl:port-forward"}, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("port-forward to svc/atenet-router did not come up", r.stderr)
+
+    def test_interrupted_fetch_is_fetched_again(self):
+        """A first fetch interrupted after `git init` left a cache folder
+        that failed every later run; now it is fetched again."""
+        src = self.make_substrate_checkout()
+        commit = self.env["SUBSTRATE_COMMIT"]
+        cache = os.path.join(self.tmp, "cache", "ateom-microvm", "substrate-" + commit)
+        subprocess.run(["git", "init", "-q", cache], check=True)
+        r = self.run_script("hack/kind/run-microvm-demo.sh", "--actor", "a1", "--skip-cluster",
+                            "--skip-assets", "--skip-images", "--skip-control-plane",
+                            "--counter-image", "localhost:5001/ate-counter@" + STUB_DIGEST,
+                            "--kubectl-ate", os.path.join(self.bin, "kubectl-ate"),
+                            "--router-port", str(free_port()),
+                            env={"SUBSTRATE_REPO": "file://" + src}, check=True)
+        self.assertIn("not a complete checkout", r.stdout)
+        head = subprocess.run(["git", "-C", cache, "rev-parse", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        self.assertEqual(head, commit)
+        self.assertFalse(os.path.exists(cache + ".partial"))
+
     def test_wrong_substrate_commit_is_refused(self):
         sub = self.make_substrate_checkout()
         r = self.run_script("hack/kind/run-microvm-demo.sh", "--skip-cluster", "--skip-images",
@@ -507,7 +652,7 @@ class RunMicrovmDemoTest(ScriptTestCase):
 
     def test_bad_arguments(self):
         for args in (["--actor", "Bad_Name"], ["--skip-images"], ["--arch", "x86"],
-                     ["--router-port", "0"]):
+                     ["--router-port", "0"], ["--control-plane-timeout", "0"]):
             r = self.run_script("hack/kind/run-microvm-demo.sh", "--dry-run", *args, check=False)
             self.assertNotEqual(r.returncode, 0, args)
 

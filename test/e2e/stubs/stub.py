@@ -8,14 +8,21 @@ Every call appends {"tool", "args", "cwd"} as a JSON line to $STUB_LOG.
 Nothing reaches a cluster, an engine or the network; the few answers the
 scripts read are faked from a small state file ($STUB_STATE):
   - `kubectl kustomize` runs the real kubectl (/usr/bin/kubectl);
-  - `kubectl port-forward ... L:R` listens on 127.0.0.1:L until killed;
+  - `kubectl port-forward ... L:R` listens on 127.0.0.1:L until killed
+    and prints kubectl's "Forwarding from 127.0.0.1:L -> R";
   - `kubectl get pods ... --output name` lists one worker / atelet pod;
   - `kind get nodes` lists <name>-control-plane and <name>-worker;
+    `kind version` says v$STUB_KIND_VERSION (default 0.32.0);
+  - `kubectl get --raw /apis/certificates.k8s.io/v1beta1` lists the
+    PodCertificateRequest API (NotFound when STUB_NO_PCR=1);
+  - `kubectl get actortemplate ... -o jsonpath=...` prints
+    $STUB_TEMPLATE_IMAGE (empty: not found);
   - `docker|podman image inspect` prints a registry digest;
   - `podman|buildah push --digestfile F` writes PUSHED_DIGEST (another
     digest than the local one: what the registry stored) into F;
   - `kubectl-ate` keeps each actor's status (create -> SUSPENDED,
-    resume -> RUNNING, suspend -> SUSPENDED) and prints it on `get`;
+    resume -> RUNNING, suspend -> SUSPENDED, delete -> gone) and prints
+    it on `get`;
   - `curl --output F` writes the counter's reply (the in-memory count,
     which survives suspend/resume unless STUB_COUNT_RESET=1) or, for
     /status, a helpdesk status document.
@@ -73,8 +80,14 @@ def port_forward(args):
     local = int(ports[-1].split(":")[0])
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", local))
+    try:
+        s.bind(("127.0.0.1", local))
+    except OSError as e:
+        sys.stderr.write("error: unable to listen on any of the requested ports: %s\n" % e)
+        return 1
     s.listen(16)
+    # What kubectl prints once it forwards (the scripts wait for it).
+    print("Forwarding from 127.0.0.1:%d -> %s" % (local, ports[-1].split(":")[1]), flush=True)
     s.settimeout(1.0)
     deadline = time.monotonic() + 600  # never outlive a broken test
     while time.monotonic() < deadline:
@@ -86,9 +99,24 @@ def port_forward(args):
     return 0
 
 
+PCR_API = {"kind": "APIResourceList", "groupVersion": "certificates.k8s.io/v1beta1",
+           "resources": [{"name": "clustertrustbundles", "kind": "ClusterTrustBundle"},
+                         {"name": "podcertificaterequests", "kind": "PodCertificateRequest"}]}
+
+
 def kubectl(args):
     if "kustomize" in args:
         os.execv(REAL_KUBECTL, [REAL_KUBECTL] + args)
+    if "--raw" in args and flag_value(args, "--raw") == "/apis/certificates.k8s.io/v1beta1":
+        if os.environ.get("STUB_NO_PCR") == "1":
+            sys.stderr.write("Error from server (NotFound): the server could not find the "
+                             "requested resource\n")
+            return 1
+        print(json.dumps(PCR_API))
+        return 0
+    if "get" in args and "actortemplate" in args and "jsonpath" in " ".join(args):
+        sys.stdout.write(os.environ.get("STUB_TEMPLATE_IMAGE", ""))
+        return 0
     if "port-forward" in args:
         return port_forward(args)
     if "get" in args and "pods" in args and flag_value(args, "--output", "-o") == "name":
@@ -104,6 +132,9 @@ def kubectl(args):
 
 
 def kind(args):
+    if args[:1] == ["version"]:
+        print("kind v%s go1.26.1 linux/amd64" % os.environ.get("STUB_KIND_VERSION", "0.32.0"))
+        return 0
     if args[:2] == ["get", "nodes"]:
         name = flag_value(args, "--name") or "kind"
         print("%s-control-plane\n%s-worker" % (name, name))
@@ -142,6 +173,8 @@ def kubectl_ate(args):
         state.setdefault("running_once", {})[actor] = True
     elif verb == "suspend":
         actors[actor] = "STATUS_SUSPENDED"
+    elif verb == "delete":
+        actors.pop(actor, None)
     elif verb == "get":
         print("NAMESPACE   TEMPLATE   ID   STATUS")
         print("ns   tmpl   %s   %s" % (actor, actors.get(actor, "STATUS_UNSPECIFIED")))
