@@ -36,6 +36,20 @@ base_new (struct rootfs_manager *m, int pin_fd, const struct rootfs_fingerprint 
   return b;
 }
 
+/* The cache directory for bases, opened on first use (base.c only: the
+ * CLI's inspect must not create it). */
+static int
+bases_open (struct rootfs_manager *m, struct ate_error **err)
+{
+  int r = 0;
+
+  pthread_mutex_lock (&m->lock);
+  if (m->bases == NULL)
+    r = rootfs_cache_open (m->cache_dir, m->cache_max_bytes, &m->bases, err);
+  pthread_mutex_unlock (&m->lock);
+  return r;
+}
+
 int
 rootfs_base_get (struct rootfs_manager *mgr, const char *bundle_rootfs_dir,
                  ate_deadline_t deadline, struct rootfs_base **out, struct ate_error **err)
@@ -45,6 +59,8 @@ rootfs_base_get (struct rootfs_manager *mgr, const char *bundle_rootfs_dir,
   struct rootfs_base *b;
 
   memset (&o, 0, sizeof (o));
+  if (bases_open (mgr, err) < 0)
+    return ate_error_wrap (err, "base image of `%s`", bundle_rootfs_dir);
   if (rootfs_manager_submit (mgr, ROOTFS_JOB_BASE, bundle_rootfs_dir, bundle_rootfs_dir,
                              deadline, &o, &res, err)
       < 0)
@@ -61,8 +77,11 @@ rootfs_base_acquire (struct rootfs_manager *mgr, const char *id, struct rootfs_b
                      struct ate_error **err)
 {
   struct rootfs_fingerprint fp;
-  int fd = rootfs_cache_pin_key (mgr->bases, id, &fp, err);
+  int fd;
 
+  if (bases_open (mgr, err) < 0)
+    return -1;
+  fd = rootfs_cache_pin_key (mgr->bases, id, &fp, err);
   if (fd < 0)
     return -1;
   *out = base_new (mgr, fd, &fp);

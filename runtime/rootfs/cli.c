@@ -35,6 +35,9 @@ usage (FILE *f)
            "      Make OUT_IMAGE a disk of the tree SRC_DIR, exactly as the server does:\n"
            "      reuse OUT_IMAGE when its fingerprint matches and it was not written\n"
            "      since, else clone it from the image cache, else run mkfs.ext4.\n"
+           "  base [OPTIONS] SRC_DIR\n"
+           "      Make sure the image cache holds the base image of the tree SRC_DIR\n"
+           "      (built once per node, keyed by content) and print its id and path.\n"
            "  inspect [OPTIONS] IMAGE\n"
            "      Print the geometry, the fingerprint and whether the build is cached.\n"
            "  geometry SRC_DIR\n"
@@ -217,6 +220,46 @@ cmd_build (struct cli *c, int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+static int
+cmd_base (struct cli *c, int argc, char **argv)
+{
+  cleanup_error struct ate_error *err = NULL;
+  cleanup_free char *src = NULL;
+  struct rootfs_manager *mgr = NULL;
+  struct rootfs_base *b = NULL;
+  int64_t t0 = ate_now_ns ();
+
+  if (argc != 1)
+    {
+      fprintf (stderr, "ateom-rootfs base: want SRC_DIR\n");
+      return EXIT_USAGE;
+    }
+  src = absolute (argv[0]);
+  if (rootfs_manager_new (&c->cfg, &mgr, &err) < 0)
+    return fail (&err);
+  if (rootfs_base_get (mgr, src, ATE_DEADLINE_NONE, &b, &err) < 0)
+    {
+      rootfs_manager_free (mgr);
+      return fail (&err);
+    }
+  double ms = ate_elapsed_ms (t0);
+  if (c->json)
+    printf ("{\"id\":\"%s\",\"path\":\"%s\",\"size\":%" PRIu64 ",\"content_digest\":\"%s\","
+            "\"origin\":\"%s\",\"elapsed_ms\":%.1f}\n",
+            b->id, b->path, b->size, b->content_digest, rootfs_origin_name (b->origin), ms);
+  else
+    printf ("id: %s\npath: %s\nsize: %" PRIu64 "\ncontent-digest: %s\norigin: %s\n"
+            "elapsed: %.3f s\n",
+            b->id, b->path, b->size, b->content_digest, rootfs_origin_name (b->origin),
+            ms / 1000.0);
+  fflush (stdout);
+  /* Durable before exit: the seal runs after the caller has the base. */
+  rootfs_manager_wait_idle (mgr);
+  rootfs_base_release (b);
+  rootfs_manager_free (mgr);
+  return EXIT_SUCCESS;
+}
+
 static const char *
 fingerprint_state (const struct rootfs_image_info *i)
 {
@@ -359,6 +402,8 @@ main (int argc, char **argv)
   argv += 1 + first;
   if (strcmp (cmd, "build") == 0)
     return cmd_build (&c, argc, argv);
+  if (strcmp (cmd, "base") == 0)
+    return cmd_base (&c, argc, argv);
   if (strcmp (cmd, "inspect") == 0)
     return cmd_inspect (&c, argc, argv);
   if (strcmp (cmd, "geometry") == 0)

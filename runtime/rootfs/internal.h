@@ -89,7 +89,10 @@ struct rootfs_manager
   int64_t build_timeout_ms;
   bool metadata_digest_only;
   struct rootfs_cache *cache; /* NULL: no image cache (for actor disks) */
-  struct rootfs_cache *bases; /* the same directory, always open: base images */
+  /* The same directory for base images: = cache, or opened by the first
+   * base call when the cache is off for actor disks (bound 0: only bases
+   * in use are kept).  Under lock. */
+  struct rootfs_cache *bases;
 
   pthread_mutex_t lock;
   pthread_cond_t cond; /* CLOCK_MONOTONIC; broadcast when a job finishes */

@@ -87,17 +87,14 @@ rootfs_manager_new (const struct rootfs_config *cfg, struct rootfs_manager **out
                                                   : ROOTFS_DEFAULT_BUILD_TIMEOUT_MS;
   m->metadata_digest_only = cfg->metadata_digest_only;
   rootfs_boot_id (m->boot_id);
-  /* Base images live in the cache directory whatever the bound (0 keeps
-   * only the bases in use); actor disks clone from it only when it is
-   * enabled. */
   if (manager_init_sync (m, err) < 0
-      || rootfs_cache_open (m->cache_dir, m->cache_max_bytes, &m->bases, err) < 0)
+      || (m->cache_max_bytes > 0
+          && rootfs_cache_open (m->cache_dir, m->cache_max_bytes, &m->cache, err) < 0))
     {
       rootfs_manager_free (m);
       return ate_error_wrap (err, "start the rootfs manager");
     }
-  if (m->cache_max_bytes > 0)
-    m->cache = m->bases;
+  m->bases = m->cache;
   *out = m;
   return 0;
 }
@@ -190,7 +187,9 @@ rootfs_manager_free (struct rootfs_manager *m)
       pthread_mutex_destroy (&m->version_lock);
       close (m->cancel_fd);
     }
-  rootfs_cache_free (m->bases);
+  if (m->bases != m->cache)
+    rootfs_cache_free (m->bases);
+  rootfs_cache_free (m->cache);
   free (m->mkfs_version);
   free (m->base_path);
   free (m->cache_dir);

@@ -62,6 +62,7 @@ contains() {
 expect_exit 0 "$bin" --help
 contains "build [OPTIONS] SRC_DIR OUT_IMAGE"
 contains "inspect [OPTIONS] IMAGE"
+contains "base [OPTIONS] SRC_DIR"
 expect_exit 2 "$bin"
 expect_exit 2 "$bin" frobnicate
 contains "unknown command"
@@ -123,6 +124,23 @@ expect_exit 0 "$bin" inspect --cache-dir "$cache" "$img"
 contains "written since"
 expect_exit 0 "$bin" build --cache-dir "$cache" --log-level warn "$src" "$img"
 contains "origin: cache"
+
+# ---- base images: one per content, from any unpack ----
+expect_exit 0 "$bin" base --cache-dir "$dir/bases" --log-level warn "$src"
+contains "origin: built"
+id=$(sed -n 's/^id: //p' <<<"$out")
+[[ ${#id} -eq 64 ]] || fail "base id: $out"
+[[ -f "$dir/bases/$id.ext4" && -f "$dir/bases/$id.fingerprint" ]] || fail "base not in the cache"
+cmp "$img" "$dir/bases/$id.ext4" || fail "the base differs from a disk of the same tree"
+cp -a "$src" "$dir/unpacked-again"
+find "$dir/unpacked-again" -exec touch -h {} +
+expect_exit 0 "$bin" base --json --cache-dir "$dir/bases" --log-level warn "$dir/unpacked-again"
+"$py" -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["origin"]=="cache" and d["id"]==sys.argv[2], d' "$out" "$id" \
+  || fail "base --json of a fresh unpack: $out"
+expect_exit 2 "$bin" base
+# inspect looks at a cache directory without creating it.
+expect_exit 1 "$bin" inspect --cache-dir "$dir/no-cache-here" "$dir/missing.ext4"
+[[ ! -e "$dir/no-cache-here" ]] || fail "inspect created the cache directory"
 
 # ---- errors ----
 printf 'not an image' >"$dir/junk.ext4"
