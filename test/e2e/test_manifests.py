@@ -65,7 +65,8 @@ class RenderedManifestsTest(unittest.TestCase):
                 f.write(text)
             cls.rendered[name] = (path, objects(text))
         for name, src in (("openshell", "deploy/demo/openshell-microvm"),
-                          ("kind-runtime", "deploy/kustomize/overlays/kind-runtime")):
+                          ("kind-runtime", "deploy/kustomize/overlays/kind-runtime"),
+                          ("node-config", "deploy/kustomize/node-config")):
             text = render(src)
             path = os.path.join(cls.tmp, name + ".yaml")
             with open(path, "w") as f:
@@ -103,6 +104,51 @@ class RenderedManifestsTest(unittest.TestCase):
             ], name)
             self.assertFalse([d for d in docs if d["kind"] == "ConfigMap"],
                              "the local-config settings must not be installed")
+
+    def test_node_config_reaches_the_worker_pods(self):
+        """The node-config DaemonSet runs where the worker pods run and
+        writes the file into the hostPath they mount, at the path the
+        server reads (<base-path>/ateom-microvm/config)."""
+        docs = self.rendered["node-config"][1]
+        ds = by_kind(docs, "DaemonSet")["ateom-microvm-node-config"]
+        with open(os.path.join(SOURCE, "deploy/rendered/counter-microvm-deployment.yaml")) as f:
+            worker = objects(f.read())[0]["spec"]["template"]["spec"]
+        pod = ds["spec"]["template"]["spec"]
+        self.assertEqual(pod["nodeSelector"], worker["nodeSelector"])
+        self.assertEqual(pod["tolerations"], worker["tolerations"])
+        (state,) = [v for v in pod["volumes"] if "hostPath" in v]
+        (worker_state,) = [v for v in worker["volumes"] if v["name"] == "run-ateom"]
+        self.assertEqual(state["hostPath"]["path"], worker_state["hostPath"]["path"])
+        (c,) = pod["containers"]
+        mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == state["name"])
+        script = c["args"][0]
+        self.assertIn('d=%s/ateom-microvm' % mount, script)
+        self.assertIn('mv "$d/config.new" "$d/config"', script)
+        self.assertIn('chmod 0644 "$d/config.new"', script)
+        self.assertIs(pod["automountServiceAccountToken"], False)
+        ns = by_kind(docs, "Namespace")["ateom-microvm-system"]
+        self.assertEqual(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+                         "privileged")
+        (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+        self.assertEqual(next(v for v in pod["volumes"] if "configMap" in v)["configMap"]["name"],
+                         cm["metadata"]["name"])
+
+    def test_node_config_file_is_accepted_by_the_server(self):
+        server = os.path.join(BUILD, "bin", "ateom-microvm")
+        if not os.access(server, os.X_OK):
+            self.skipTest("ateom-microvm is not built")
+        conf = os.path.join(self.tmp, "config")
+        shutil.copy(os.path.join(SOURCE, "deploy/kustomize/node-config/config"), conf)
+        os.chmod(conf, 0o644)
+        # Without --pod-uid the server stops right after reading the file:
+        # it gets that far only when the file is valid.
+        r = subprocess.run([server, "--config=" + conf], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--pod-uid is required", r.stderr)
+        with open(conf, "a") as f:
+            f.write("no-such-flag = 1\n")
+        r = subprocess.run([server, "--config=" + conf], capture_output=True, text=True)
+        self.assertIn("config:10: unknown key", r.stderr)
 
     def test_kind_runtime_is_the_runtime_part_of_kind(self):
         """What run-openshell-e2e.sh installs: exactly the runtime objects
