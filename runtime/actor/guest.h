@@ -30,7 +30,7 @@ void actor_guest_reconnect (const struct actor_env *env, struct actor *a, struct
                             ate_deadline_t deadline);
 /* Every container's readiness probe answers 200, following redirects as
  * Go's client; the probes run concurrently, each with its own 30 s budget
- * (ETIMEDOUT otherwise naming the container and the last answer;
+ * (DEADLINE_EXCEEDED otherwise, naming the container and the last answer;
  * CANCELLED when the call's cancel flag is raised). */
 int actor_guest_readyz (struct actor *a, struct actor_timing *t, ate_deadline_t deadline,
                         struct ate_error **err);
