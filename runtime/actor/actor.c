@@ -28,6 +28,7 @@
 #include "kata/spec.h"
 #include "net/net.h"
 #include "rootfs/rootfs.h"
+#include "util/cancel.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/json.h"
@@ -45,6 +46,11 @@ struct actor_runtime
 
   /* The network cleanup a checkpoint left running in the background. */
   struct actor_netjob_cleanup net_cleanup;
+
+  /* "<ns>/<tmpl>/<id>" of the actor whose cloud-hypervisor died before or
+   * during its checkpoint, so a retried CheckpointWorkload gets the same
+   * answer (until the next Run or Restore). */
+  char *lost;
 };
 
 /* ---- teardown ---- */
@@ -200,6 +206,7 @@ actor_runtime_free (struct actor_runtime *rt)
         ate_error_log_warning_and_release (&err, "network cleanup at shutdown");
       actor_free (rt->running);
     }
+  free (rt->lost);
   rootfs_manager_free (rt->env.rootfs);
   /* An orderly shutdown releases the interior namespace too (a crashed
    * server leaves it for its successor, which reuses it). */
@@ -210,14 +217,69 @@ actor_runtime_free (struct actor_runtime *rt)
   free (rt);
 }
 
-static int
-busy (const struct actor_runtime *rt, const char *rpc, struct ate_error **err)
+static bool
+same_actor (const struct actor *a, const char *ns, const char *tmpl, const char *id)
 {
-  const struct actor *r = rt->running;
+  return strcmp (a->id, id) == 0 && strcmp (a->ns, ns) == 0 && strcmp (a->tmpl, tmpl) == 0;
+}
+
+/* Stop the actor this worker runs, without a checkpoint: its state since
+ * its last snapshot is discarded.  Only for a Run or Restore the control
+ * plane sent after it stopped counting on that actor here
+ * (docs/api.md, "Callers and retries"). */
+static void
+stop_running (struct actor_runtime *rt, const char *why)
+{
+  cleanup_error struct ate_error *err = NULL;
+  struct actor *a = rt->running;
+
+  ate_log (ATE_LOG_WARN, why, "namespace", a->ns, "template", a->tmpl, "actor_id", a->id, NULL);
+  actor_event (&rt->env, a, "Actor stopped without a checkpoint");
+  if (teardown (rt, a, &err) < 0)
+    ate_error_log_warning_and_release (&err, "teardown of the replaced actor");
+  if (net_actor_cleanup (rt->env.net, &err) < 0)
+    ate_error_log_warning_and_release (&err, "network cleanup of the replaced actor");
+  rt->running = NULL;
+  actor_free (a);
+}
+
+/* A safe point of a Run or Restore: nothing is half-built, so a caller
+ * that went away gets everything rolled back (docs/api.md,
+ * "Cancellation"). */
+static int
+check_cancel (const struct actor *a, struct ate_error **err)
+{
+  if (!ate_cancel_raised (a->cancel))
+    return 0;
+  return ate_error_make_code (err, ATE_CODE_CANCELLED, 0, "cancelled by the caller");
+}
+
+static void
+remember_lost (struct actor_runtime *rt, const struct actor_request *req)
+{
+  free (rt->lost);
+  rt->lost = xasprintf ("%s/%s/%s", req->ns, req->tmpl, req->id);
+}
+
+static bool
+is_lost (const struct actor_runtime *rt, const struct actor_request *req)
+{
+  cleanup_free char *key = xasprintf ("%s/%s/%s", req->ns, req->tmpl, req->id);
+  return rt->lost && strcmp (rt->lost, key) == 0;
+}
+
+/* The answer to a Checkpoint of an actor whose cloud-hypervisor died, the
+ * first time and every retry alike: nothing here can take that snapshot,
+ * and the way on is a Restore from the last one. */
+static int
+lost_error (const struct actor_request *req, struct ate_error **err)
+{
   return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
-                              "%s: actor %s/%s/%s is executing in this worker; "
-                              "checkpoint it first",
-                              rpc, r->ns, r->tmpl, r->id);
+                              "CheckpointWorkload %s/%s/%s: the actor's VM exited before its "
+                              "checkpoint completed: its state since its last snapshot is lost "
+                              "and this worker is available; restore the actor from its last "
+                              "snapshot",
+                              req->ns, req->tmpl, req->id);
 }
 
 /* A running actor whose cloud-hypervisor died is lost: release what it
@@ -291,29 +353,41 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
   int64_t mark;
 
   reap_dead_actor (rt);
-  if (rt->running)
+  /* A retried Run whose first attempt succeeded converges. */
+  if (rt->running && same_actor (rt->running, req->ns, req->tmpl, req->id)
+      && !rt->running->restored)
     {
-      /* A retried Run whose first attempt succeeded converges. */
-      if (strcmp (rt->running->id, req->id) == 0 && !rt->running->restored)
-        {
-          ate_log (ATE_LOG_INFO, "actor already running", "actor_id", req->id, NULL);
-          return 0;
-        }
-      return busy (rt, "RunWorkload", err);
+      ate_log (ATE_LOG_INFO, "actor already running", "actor_id", req->id, NULL);
+      return 0;
     }
+  free (steal_pointer (&rt->lost));
   a = actor_new (&rt->env, req);
   actor_timing_init (&t);
   mark = t.start_ns;
+  if (actor_disk_check_bundles (a, err) < 0)
+    {
+      /* Nothing built yet, and a running actor may share the id: no
+       * rollback, which would clean up its sandbox state. */
+      actor_timing_release (&t);
+      ate_error_wrap (err, "RunWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
+      actor_free (a);
+      return -1;
+    }
+  /* Checked before anything is stopped: the worker is the caller's now. */
+  if (rt->running)
+    stop_running (rt, same_actor (rt->running, req->ns, req->tmpl, req->id)
+                          ? "RunWorkload of the actor restored here: booting it afresh, as asked"
+                          : "RunWorkload of another actor: the control plane no longer counts on "
+                            "the actor this worker held; stopping it without a checkpoint");
   actor_event (&rt->env, a, "Actor starting");
   actor_marker_remove (a->dir);
-  if (actor_disk_check_bundles (a, err) < 0)
-    goto fail;
 
   /* 1. network (on its own thread, joined at step 5) */
   actor_netjob_start (&nj, rt->env.net, &rt->net_cleanup);
   net_up = true;
   /* 2. OCI specs, 3. rootfs disks (built detached from the deadline) */
-  if (run_shape_specs (rt, a, err) < 0 || actor_disk_prepare_run (&rt->env, a, deadline, err) < 0)
+  if (run_shape_specs (rt, a, err) < 0 || actor_disk_prepare_run (&rt->env, a, deadline, err) < 0
+      || check_cancel (a, err) < 0)
     goto fail;
   actor_timing_step (&t, "disks", &mark);
   /* 4. stale sandbox state, VMM, vm.create */
@@ -323,7 +397,7 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
       goto fail;
     }
   if (actor_vm_launch (a, ACTOR_API_SOCKET, &t, deadline, err) < 0
-      || actor_vm_create (&rt->env, a, &t, deadline, err) < 0)
+      || actor_vm_create (&rt->env, a, &t, deadline, err) < 0 || check_cancel (a, err) < 0)
     goto fail;
   /* 5. network joined: tap + vm.add-net, vm.boot */
   if (actor_netjob_join (&nj, &t, err) < 0)
@@ -331,16 +405,18 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
       net_up = false; /* a failed setup removed what it built */
       goto fail;
     }
-  if (actor_vm_add_net_boot (&rt->env, a, &t, deadline, err) < 0)
+  if (actor_vm_add_net_boot (&rt->env, a, &t, deadline, err) < 0 || check_cancel (a, err) < 0)
     goto fail;
   /* 6. guest: agent, sandbox, guest network, containers, log forwarding */
-  if (actor_guest_start (&rt->env, a, &t, deadline, err) < 0)
+  if (actor_guest_start (&rt->env, a, &t, deadline, err) < 0 || check_cancel (a, err) < 0)
     goto fail;
   /* 7. readiness */
   if (actor_guest_readyz (a, &t, deadline, err) < 0)
     goto fail;
   if (actor_state_save (a, err) < 0)
     goto fail;
+  /* Done: a caller that goes away now finds it running when it retries. */
+  a->cancel = NULL;
   rt->running = a;
   actor_event (&rt->env, a, "Actor started");
   actor_timing_log (&t, a, "RunWorkload timings");
@@ -374,12 +450,18 @@ checkpoint_not_running (struct actor_runtime *rt, const struct actor_request *re
       *files = done;
       return 0;
     }
+  if (is_lost (rt, req))
+    return lost_error (req, err);
+  /* Which actor holds the worker is another tenant's business: our log. */
   if (rt->running)
-    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
-                                "CheckpointWorkload: actor %s/%s/%s is not running here "
-                                "(this worker runs %s/%s/%s)",
-                                req->ns, req->tmpl, req->id, rt->running->ns, rt->running->tmpl,
-                                rt->running->id);
+    {
+      ate_log (ATE_LOG_INFO, "checkpoint of an actor not running here", "actor_id", req->id,
+               "running", rt->running->id, NULL);
+      return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
+                                  "CheckpointWorkload: actor %s/%s/%s is not running here "
+                                  "(another actor is executing in this worker)",
+                                  req->ns, req->tmpl, req->id);
+    }
   return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
                               "CheckpointWorkload: actor %s/%s/%s is not running here "
                               "(no actor is executing in this worker)",
@@ -397,14 +479,13 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
   struct ate_error *warn = NULL;
   int64_t mark;
 
-  if (a && a->vmm && ch_vmm_exited (a->vmm) && strcmp (a->id, req->id) == 0)
+  if (a && a->vmm && ch_vmm_exited (a->vmm) && same_actor (a, req->ns, req->tmpl, req->id))
     {
+      ate_log (ATE_LOG_ERROR, "cloud-hypervisor exited before the checkpoint", "actor_id",
+               req->id, NULL);
       reap_dead_actor (rt);
-      return ate_error_make_code (err, ATE_CODE_ABORTED, 0,
-                                  "CheckpointWorkload %s/%s/%s: cloud-hypervisor exited before "
-                                  "the checkpoint; the actor's state since its last snapshot is "
-                                  "lost (the worker is available again)",
-                                  req->ns, req->tmpl, req->id);
+      remember_lost (rt, req);
+      return lost_error (req, err);
     }
   reap_dead_actor (rt);
   a = rt->running;
@@ -424,18 +505,14 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
     {
       bool dead = vmm_died (a);
       actor_timing_release (&t);
-      /* cloud-hypervisor died under us: nothing to retry. */
-      if (dead)
-        {
-          ate_error_wrap (err, "cloud-hypervisor exited during the checkpoint: the actor's "
-                               "state since its last snapshot is lost and the worker is "
-                               "available again");
-          ate_error_set_code (*err, ATE_CODE_ABORTED);
-        }
-      ate_error_wrap (err, "CheckpointWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
-      if (dead)
-        reap_dead_actor (rt);
-      return -1;
+      if (!dead)
+        return ate_error_wrap (err, "CheckpointWorkload %s/%s/%s", a->ns, a->tmpl, a->id);
+      /* cloud-hypervisor died under us: a retry cannot succeed either, so
+       * it gets this same answer. */
+      ate_error_log_warning_and_release (err, "cloud-hypervisor exited during the checkpoint");
+      reap_dead_actor (rt);
+      remember_lost (rt, req);
+      return lost_error (req, err);
     }
   /* 2. the lineage's golden disk template */
   if (actor_disk_save_golden (&rt->env, a, dir, &warn) < 0)
@@ -509,18 +586,30 @@ restore_rewrite_config (struct actor *a, const char *restore_dir, struct ate_err
   return 0;
 }
 
+/* The snapshot files atelet placed: present, of a format this server
+ * restores, and their identity (before restore_prepare rewrites
+ * config.json). */
+static int
+restore_check_snapshot (const char *restore_dir, char *digest, struct ate_error **err)
+{
+  cleanup_free char *config = ate_path_join (restore_dir, "config.json");
+
+  if (!ate_is_regular_file (config))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
+                                "no snapshot in restore-state (config.json is missing): atelet "
+                                "downloads the snapshot files before the call");
+  if (ch_snapshot_check_format_file (restore_dir, err) < 0
+      || actor_snapshot_digest (restore_dir, digest, err) < 0)
+    return -1;
+  return 0;
+}
+
 static int
 restore_prepare (struct actor_runtime *rt, struct actor *a, const char *restore_dir,
                  struct actor_timing *t, ate_deadline_t deadline, struct ate_error **err)
 {
-  cleanup_free char *config = ate_path_join (restore_dir, "config.json");
   int64_t mark = ate_now_ns ();
 
-  if (!ate_is_regular_file (config))
-    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
-                                "no snapshot in `%s` (config.json is missing): atelet "
-                                "downloads the snapshot files before the call",
-                                restore_dir);
   if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, err) < 0)
     return ate_error_wrap (err, "remove stale sandbox state");
   if (restore_read_base_id (a, restore_dir, err) < 0 || restore_rewrite_config (a, restore_dir, err) < 0)
@@ -541,25 +630,47 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
   cleanup_free char *restore_dir = NULL;
   struct actor *a;
   bool net_up = false;
+  char digest[ACTOR_DIGEST_HEX + 1];
 
   reap_dead_actor (rt);
+  restore_dir = ate_path_actor_sub (&rt->env.cfg.paths, req->ns, req->tmpl, req->id,
+                                    "restore-state");
+  /* 0. the snapshot atelet placed, checked before anything is stopped */
+  if (restore_check_snapshot (restore_dir, digest, err) < 0)
+    return ate_error_wrap (err, "RestoreWorkload %s/%s/%s", req->ns, req->tmpl, req->id);
+  if (rt->running && same_actor (rt->running, req->ns, req->tmpl, req->id)
+      && rt->running->restored && strcmp (rt->running->snapshot_digest, digest) == 0)
+    {
+      /* A retry after a reply the caller did not get: it runs, from this
+       * very snapshot (docs/api.md, "Callers and retries"). */
+      ate_log (ATE_LOG_INFO, "actor already running from this snapshot: not restoring it twice",
+               "actor_id", req->id, "snapshot", digest, NULL);
+      return 0;
+    }
+  free (steal_pointer (&rt->lost));
   if (rt->running)
-    return busy (rt, "RestoreWorkload", err);
+    stop_running (rt, same_actor (rt->running, req->ns, req->tmpl, req->id)
+                          ? "RestoreWorkload of the actor running here from another snapshot "
+                            "(or booted by Run): restarting it from the requested snapshot"
+                          : "RestoreWorkload of another actor: the control plane no longer "
+                            "counts on the actor this worker held; stopping it without a "
+                            "checkpoint");
   a = actor_new (&rt->env, req);
   a->restored = true;
+  memcpy (a->snapshot_digest, digest, sizeof (digest));
   actor_timing_init (&t);
   actor_event (&rt->env, a, "Actor restoring");
   actor_marker_remove (a->dir);
-  restore_dir = ate_path_actor_sub (&rt->env.cfg.paths, a->ns, a->tmpl, a->id, "restore-state");
 
   /* 1. snapshot config, base-id, disks reset to golden (or rebuilt); the
    * network is built meanwhile on its own thread */
-  if (restore_prepare (rt, a, restore_dir, &t, deadline, err) < 0)
+  if (restore_prepare (rt, a, restore_dir, &t, deadline, err) < 0 || check_cancel (a, err) < 0)
     goto fail;
   actor_netjob_start (&nj, rt->env.net, &rt->net_cleanup);
   net_up = true;
   /* 2. VMM */
-  if (actor_vm_launch (a, ACTOR_API_SOCKET_RESTORE, &t, deadline, err) < 0)
+  if (actor_vm_launch (a, ACTOR_API_SOCKET_RESTORE, &t, deadline, err) < 0
+      || check_cancel (a, err) < 0)
     goto fail;
   /* 3. network joined: taps, vm.restore with the tap fds, vm.resume */
   if (actor_netjob_join (&nj, &t, err) < 0)
@@ -567,11 +678,13 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
       net_up = false;
       goto fail;
     }
-  if (actor_vm_restore (&rt->env, a, restore_dir, &t, deadline, err) < 0)
+  if (actor_vm_restore (&rt->env, a, restore_dir, &t, deadline, err) < 0
+      || check_cancel (a, err) < 0)
     goto fail;
   /* 4. readiness */
   if (actor_guest_readyz (a, &t, deadline, err) < 0)
     goto fail;
+  a->cancel = NULL;
   rt->running = a;
   /* 5. log forwarding on a new agent connection (best effort) */
   actor_guest_reconnect (&rt->env, a, &t, deadline);

@@ -34,6 +34,9 @@ struct rootfs_manager;
 #define ACTOR_AGENT_PORT 1024
 #define ACTOR_TAP_MAC "02:a8:1e:00:00:02"
 
+/* sha256 in hex. */
+#define ACTOR_DIGEST_HEX 64
+
 /* Timeouts, in ms (docs/architecture.md, "Timeouts"). */
 #define ACTOR_VMM_READY_MS 15000
 #define ACTOR_CHECKPOINT_READY_MS 10000
@@ -81,6 +84,10 @@ struct actor
   char *base_id;     /* lineage: the golden actor's id */
   char *restore_src; /* restore-state dir while CH demand-pages from it */
   bool restored;     /* activated by RestoreWorkload */
+  /* Restored: the identity of the snapshot files atelet placed
+   * (actor_snapshot_digest), so a retried Restore of the same snapshot
+   * converges instead of restoring twice.  Empty otherwise. */
+  char snapshot_digest[ACTOR_DIGEST_HEX + 1];
   const struct ate_cancel *cancel; /* the activating call's (NULL once it ran) */
   struct actor_ctr *ctrs;
   size_t n_ctrs;

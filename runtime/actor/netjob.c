@@ -14,7 +14,9 @@ netjob_main (void *arg)
 {
   struct actor_netjob *j = arg;
   int64_t t0 = ate_now_ns ();
-  j->r = net_actor_setup (j->net, &j->info, &j->err);
+  /* Every guest has the reference's MTU, whatever the pod's: snapshots
+   * then restore on any pod (docs/operations.md, "Mixed fleets"). */
+  j->r = net_actor_setup_mtu (j->net, NET_GUEST_MTU, &j->info, &j->err);
   j->ns = ate_now_ns () - t0;
   return NULL;
 }

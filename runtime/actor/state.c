@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,8 @@ actor_state_save (const struct actor *a, struct ate_error **err)
   if (a->restore_src)
     json_object_object_add (o, "restore_source", json_object_new_string (a->restore_src));
   json_object_object_add (o, "restored", json_object_new_boolean (a->restored));
+  if (a->snapshot_digest[0])
+    json_object_object_add (o, "snapshot_digest", json_object_new_string (a->snapshot_digest));
   if (a->vmm)
     {
       json_object_object_add (o, "vmm_pid", json_object_new_int64 (ch_vmm_pid (a->vmm)));
@@ -90,9 +93,78 @@ actor_state_parse (const struct actor_env *env, struct json_object *o, pid_t *pi
     a->restore_src = xstrdup (ate_json_get_string (o, "restore_source"));
   if (json_object_object_get_ex (o, "restored", &v))
     a->restored = json_object_get_boolean (v);
+  if (ate_json_get_string (o, "snapshot_digest")
+      && strlen (ate_json_get_string (o, "snapshot_digest")) == ACTOR_DIGEST_HEX)
+    memcpy (a->snapshot_digest, ate_json_get_string (o, "snapshot_digest"), ACTOR_DIGEST_HEX + 1);
   *pid = json_object_object_get_ex (o, "vmm_pid", &v) ? (pid_t) json_object_get_int64 (v) : 0;
   *starttime = json_object_object_get_ex (o, "vmm_starttime", &v) ? json_object_get_uint64 (v) : 0;
   return a;
+}
+
+/* ---- snapshot identity ---- */
+
+/* The snapshot's small files; memory-ranges (GiBs, and what the other files
+ * describe) is left out.  Its config.json and state.json are a few KiB. */
+#define SNAPSHOT_SMALL_FILE_MAX (16u << 20)
+
+static int
+digest_file (EVP_MD_CTX *ctx, const char *dir, const char *name, bool required,
+             struct ate_error **err)
+{
+  cleanup_free char *path = ate_path_join (dir, name);
+  cleanup_free char *buf = NULL;
+  size_t len = 0;
+  char head[300];
+  int n;
+
+  if (!required && !ate_path_exists (path))
+    return 0;
+  if (!ate_is_regular_file (path))
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
+                                "the snapshot has no %s in restore-state: atelet places the "
+                                "snapshot files before the call",
+                                name);
+  if (ate_read_file (path, SNAPSHOT_SMALL_FILE_MAX, &buf, &len, err) < 0)
+    return ate_error_wrap (err, "read the snapshot's %s", name);
+  n = snprintf (head, sizeof (head), "%s\n%zu\n", name, len);
+  if (EVP_DigestUpdate (ctx, head, (size_t) n) != 1 || EVP_DigestUpdate (ctx, buf, len) != 1)
+    return ate_error_make (err, EIO, "sha256 of the snapshot's %s", name);
+  return 0;
+}
+
+int
+actor_snapshot_digest (const char *restore_dir, char *out, struct ate_error **err)
+{
+  static const char *const files[] = { ATE_BASE_ID_FILE, "config.json", "state.json" };
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  int r = 0;
+
+  if (ctx == NULL || EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL) != 1)
+    r = ate_error_make (err, ENOMEM, "sha256");
+  for (size_t i = 0; r == 0 && i < ATE_N_ELEMENTS (files); i++)
+    r = digest_file (ctx, restore_dir, files[i], i > 0, err);
+  if (r == 0)
+    {
+      /* The memory's size, not its content (GiBs an on-demand restore
+       * never reads whole). */
+      cleanup_free char *mem = ate_path_join (restore_dir, "memory-ranges");
+      struct stat st;
+      char size[48];
+      int n = snprintf (size, sizeof (size), "memory-ranges\n%lld\n",
+                        stat (mem, &st) == 0 ? (long long) st.st_size : -1LL);
+      if (EVP_DigestUpdate (ctx, size, (size_t) n) != 1)
+        r = ate_error_make (err, EIO, "sha256");
+    }
+  if (r == 0 && (EVP_DigestFinal_ex (ctx, md, &mdlen) != 1 || mdlen * 2 != ACTOR_DIGEST_HEX))
+    r = ate_error_make (err, EIO, "sha256");
+  EVP_MD_CTX_free (ctx);
+  if (r < 0)
+    return -1;
+  for (unsigned int i = 0; i < mdlen; i++)
+    snprintf (out + 2 * i, 3, "%02x", md[i]);
+  return 0;
 }
 
 /* ---- checkpoint files and marker ---- */

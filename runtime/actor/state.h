@@ -30,6 +30,17 @@ struct actor *actor_state_parse (const struct actor_env *env, struct json_object
 int actor_marker_write (const char *actor_dir, char **files, struct ate_error **err);
 char **actor_marker_match (const char *actor_dir);
 void actor_marker_remove (const char *actor_dir);
+/* The identity of the snapshot in restore_dir as atelet placed it: sha256
+ * over base-id (when present), config.json and state.json, names and
+ * lengths included, and memory-ranges' size, read before anything rewrites
+ * them.  atelet removes
+ * and downloads the files again before every RestoreWorkload, so times and
+ * inodes say nothing; their content does (cloud-hypervisor's state.json
+ * holds the guest clock and vCPU registers: no two snapshots share it).  out gets ACTOR_DIGEST_HEX
+ * characters and a NUL.  A missing config.json or state.json is
+ * FAILED_PRECONDITION naming it. */
+int actor_snapshot_digest (const char *restore_dir, char *out, struct ate_error **err);
+
 /* Regular files directly in dir, sorted by name. */
 int actor_list_files (const char *dir, char ***files, struct ate_error **err);
 

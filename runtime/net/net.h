@@ -42,6 +42,10 @@ struct net_ctx;
 #define NET_DEFAULT_POD_IFNAME "eth0"
 #define NET_DEFAULT_INGRESS_PORT 80
 #define NET_DEFAULT_MTU 1500
+/* The MTU of every guest, Run or restored: the one the reference's guests
+ * have (its veths never took the pod's), so any snapshot of a fleet
+ * carries it (docs/operations.md, "Mixed fleets"). */
+#define NET_GUEST_MTU 1500
 #define NET_MAX_INGRESS_PORTS 64
 #define NET_MAX_QUEUE_PAIRS 256 /* the tun driver's queue limit */
 #define NET_MIN_MTU 68

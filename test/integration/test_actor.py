@@ -209,14 +209,10 @@ class StateMachineTest(PodTest):
         pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
         # A retried Run of the same actor converges.
         pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
-        code, msg = code_of(lambda: pod.run(NS, TMPL, "a2"))
-        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
-        self.assertIn("actor default/counter-microvm/a1 is executing", msg)
-        code, msg = code_of(lambda: pod.restore(NS, TMPL, "a2"))
-        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
         code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a2"))
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
-        self.assertIn("is not running here", msg)
+        self.assertIn("is not running here (another actor is executing", msg)
+        self.assertNotIn("a1", msg)
         self.assertEqual(pod.count(), 1)
         files = pod.checkpoint(NS, TMPL, "a1")
         # A retried checkpoint (the upload failed) gets the same files ...
@@ -226,6 +222,34 @@ class StateMachineTest(PodTest):
         code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
         self.assertIn("no actor is executing", msg)
+
+    def test_worker_freed_while_an_actor_is_held(self):
+        # ateapi frees a worker whose actor it no longer counts on (a stale
+        # assignment released, a suspend finalised after a failed
+        # checkpoint) and assigns it to another actor: that Run or Restore
+        # proceeds, the held actor is stopped without a checkpoint.
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        pod.prepare("team-b", "secret-tmpl", "b7")
+        pod.run("team-b", "secret-tmpl", "b7", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        self.assertIn("RunWorkload of another actor", pod.server.log())
+        code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
+        for secret in ("team-b", "secret-tmpl", "b7"):
+            self.assertNotIn(secret, msg)
+        # ... and a Restore of another actor likewise.
+        store = os.path.join(pod.server.tmp, "s")
+        pod.ship("team-b", "secret-tmpl", "b7", pod.checkpoint("team-b", "secret-tmpl", "b7"),
+                 store)
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        pod.unship(store, "team-b", "secret-tmpl", "b7")
+        pod.restore("team-b", "secret-tmpl", "b7", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)
+        pod.checkpoint("team-b", "secret-tmpl", "b7")
+
 
     def test_restore_without_snapshot_files(self):
         pod = self.pod()
@@ -286,6 +310,154 @@ class StateMachineTest(PodTest):
         pod.checkpoint(NS, TMPL, "a1")
 
 
+class RestoreRetryTest(PodTest):
+    """ateapi's resume workflow calls Restore again for the same actor on
+    the same worker when it failed after our Restore succeeded (its final
+    store update, or a reply that lost the race with its deadline); atelet
+    first removes restore-state and downloads the snapshot again."""
+
+    def test_retried_restore_converges(self):
+        pod = self.pod()
+        store = os.path.join(pod.server.tmp, "s")
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), store)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)
+        # The retry: same snapshot, unpacked again.  It runs, restored from
+        # that snapshot, and is not restored twice (the count goes on).
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 3)
+        self.assertIn("actor already running from this snapshot", pod.server.log())
+        # It holds across a server restart too (the state file keeps it).
+        pod.restart(signal.SIGKILL)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 4)
+        # A Restore from another snapshot restarts it from that one.
+        newer = os.path.join(pod.server.tmp, "s2")
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), newer)
+        pod.unship(newer, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 5)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 2)  # from the first snapshot again
+        self.assertIn("restarting it from the requested snapshot", pod.server.log())
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_retry_without_the_snapshot_keeps_the_actor(self):
+        pod = self.pod()
+        store = os.path.join(pod.server.tmp, "s")
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), store)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        pod.reset_actor_dirs(NS, TMPL, "a1")  # a download that never came
+        code, msg = code_of(lambda: pod.restore(NS, TMPL, "a1"))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertEqual(pod.count(), 2)
+        pod.unship(store, NS, TMPL, "a1")  # the next download: the merge base is back
+        pod.checkpoint(NS, TMPL, "a1")
+
+
+class MtuTest(PodTest):
+    """A pod network below 1500 (GKE's 1460): every guest keeps the 1500 a
+    reference-made snapshot has frozen in, the host side carries it, and
+    the pod namespace routes to the pod MTU, clamping TCP."""
+
+    def link_mtu(self, pod, name):
+        return json.loads(sh("ip", "-n", pod.netns, "-j", "link", "show", name).stdout)[0]["mtu"]
+
+    def check(self, pod):
+        self.assertEqual(self.link_mtu(pod, "eth0"), 1460)
+        self.assertEqual(self.link_mtu(pod, "ateom0"), 1500)
+        self.assertIn("mtu 1500", pod.console("a1", "ip -o link show eth0"))
+        table = sh("ip", "netns", "exec", pod.netns, "nft", "list", "table", "ip",
+                   "ateom_actor").stdout
+        self.assertIn("maxseg size set rt mtu", table)
+
+    def test_pod_mtu_1460(self):
+        pod = self.pod(mtu=1460)
+        store = os.path.join(pod.server.tmp, "s")
+        pod.prepare(NS, TMPL, "a1")
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.check(pod)
+        self.assertEqual(pod.count(via="pod"), 1)
+        pod.ship(NS, TMPL, "a1", pod.checkpoint(NS, TMPL, "a1"), store)
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.check(pod)
+        self.assertEqual(pod.count(via="pod"), 2)
+        pod.checkpoint(NS, TMPL, "a1")
+
+
+class MessagesTest(PodTest):
+    """atenet shows FAILED_PRECONDITION messages to an actor's HTTP
+    clients: no failure we can provoke names a host path or another
+    tenant's actor."""
+
+    OTHER = ("team-b", "secret-tmpl", "b7")
+
+    def assert_clean_message(self, pod, code, msg, want_code):
+        self.assertEqual(code, want_code, msg)
+        for leak in [pod.server.tmp, "/run/", "/var/lib", "/tmp/"] + list(self.OTHER):
+            self.assertNotIn(leak, msg)
+
+    def test_no_host_paths_or_other_actors_in_messages(self):
+        pod = self.pod(boot_ms=1500)
+        fp = grpc.StatusCode.FAILED_PRECONDITION
+        cases = []
+        # A bundle atelet did not prepare.
+        pod.reset_actor_dirs(NS, TMPL, "a1")
+        cases.append((code_of(lambda: pod.run(NS, TMPL, "a1")), fp))
+        # No snapshot, a garbled one, a virtio-fs one.
+        pod.prepare(NS, TMPL, "a1")
+        cases.append((code_of(lambda: pod.restore(NS, TMPL, "a1")), fp))
+        rs = os.path.join(pod.actor_dir(NS, TMPL, "a1"), "restore-state")
+        with open(os.path.join(rs, "config.json"), "w") as f:
+            f.write("{not json")
+        cases.append((code_of(lambda: pod.restore(NS, TMPL, "a1")), fp))
+        with open(os.path.join(rs, "config.json"), "w") as f:
+            json.dump({"cpus": {}, "memory": {}, "payload": {},
+                       "fs": [{"tag": "kataShared", "socket": "/run/vc/vm/a1/vfsd.sock"}]}, f)
+        with open(os.path.join(rs, "state.json"), "w") as f:
+            f.write("{}")
+        code, msg = code_of(lambda: pod.restore(NS, TMPL, "a1"))
+        self.assertIn("virtio-fs format", msg)
+        cases.append(((code, msg), fp))
+        # Another tenant's actor holds the worker: a checkpoint of ours, and
+        # a call that waits for the worker past its deadline.
+        pod.prepare(*self.OTHER)
+        pod.run(*self.OTHER, timeout=TIMEOUT)
+        cases.append((code_of(lambda: pod.checkpoint(NS, TMPL, "a1")), fp))
+        pod.prepare(NS, TMPL, "a2")
+        slow = threading.Thread(target=lambda: code_of(lambda: pod.run(NS, TMPL, "a2",
+                                                                          timeout=TIMEOUT)))
+        slow.start()
+        time.sleep(0.3)
+        cases.append((code_of(lambda: pod.checkpoint(NS, TMPL, "a1", timeout=0.5)),
+                      grpc.StatusCode.DEADLINE_EXCEEDED))
+        slow.join()
+        # An asset the server must read that is not there.
+        req = pod.request(ateom_pb2.RunWorkloadRequest, NS, TMPL, "a3")
+        req.runtime_asset_paths["kata-config"] = os.path.join(pod.server.tmp, "no-such.toml")
+        pod.prepare(NS, TMPL, "a3")
+        code, msg = code_of(lambda: pod.server.call("RunWorkload", req, timeout=TIMEOUT))
+        self.assertNotEqual(code, grpc.StatusCode.OK)
+        cases.append(((code, msg), code))
+        for (code, msg), want in cases:
+            with self.subTest(msg=msg):
+                self.assert_clean_message(pod, code, msg, want)
+        # The detail is in our log.
+        self.assertIn(pod.server.tmp, pod.server.log())
+
+
 class GoClientTest(PodTest):
     """The lifecycle driven by grpc-go, the stack atelet uses."""
 
@@ -308,8 +480,11 @@ class GoClientTest(PodTest):
         r = go_client(pod.server.socket, "restore", *flags, timeout="60s")
         self.assertEqual(r["code"], "OK", r)
         self.assertEqual(pod.count(), 2)
+        # A retried Restore of the same snapshot converges: no second restore.
+        pod.unship(store, NS, TMPL, "g1")
         r = go_client(pod.server.socket, "restore", *flags)
-        self.assertEqual(r["code"], "FailedPrecondition", r)
+        self.assertEqual(r["code"], "OK", r)
+        self.assertEqual(pod.count(), 3)
         pod.checkpoint(NS, TMPL, "g1")
 
 
@@ -567,8 +742,12 @@ class FaultTest(PodTest):
         for pid in pod.sim_pids():
             os.kill(pid, signal.SIGKILL)
         code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
-        self.assertEqual(code, grpc.StatusCode.ABORTED, msg)
-        self.assertIn("cloud-hypervisor exited", msg)
+        # Not ABORTED: callers read that as "retry", and no retry can
+        # take this snapshot; a retry gets the same answer.
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertIn("VM exited before its checkpoint completed", msg)
+        self.assertIn("restore the actor from its last snapshot", msg)
+        self.assertEqual(code_of(lambda: pod.checkpoint(NS, TMPL, "a1")), (code, msg))
         self.assert_clean(pod, baseline)
         self.recover_and_run(pod)
 
@@ -579,9 +758,11 @@ class FaultTest(PodTest):
         pod.prepare(NS, TMPL, "a1")
         pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
         code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
-        self.assertEqual(code, grpc.StatusCode.ABORTED, msg)
-        self.assertIn("cloud-hypervisor exited during the checkpoint", msg)
-        self.assertIn("vm.snapshot", msg)
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertIn("VM exited before its checkpoint completed", msg)
+        self.assertIn("cloud-hypervisor exited during the checkpoint", pod.server.log())
+        self.assertIn("vm.snapshot", pod.server.log())
+        self.assertEqual(code_of(lambda: pod.checkpoint(NS, TMPL, "a1")), (code, msg))
         self.assert_clean(pod, baseline)
         # The worker takes the next actor (its VMMs crash only on snapshots).
         pod.prepare(NS, TMPL, "ok1")

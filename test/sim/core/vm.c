@@ -468,6 +468,9 @@ write_state_json (struct sim *s, const char *dir, char **msg)
   json_object_object_add (st, "version", json_object_new_string (s->version));
   json_object_object_add (st, "memory_size", json_object_new_int64 ((int64_t) s->mem->size));
   json_object_object_add (st, "vcpus", json_object_new_array ());
+  /* cloud-hypervisor saves the guest clock (KVM_GET_CLOCK) and the vCPU
+   * registers: no two snapshots have the same state.json. */
+  json_object_object_add (st, "clock", json_object_new_int64 (sim_now_ns ()));
   text = ate_json_to_string (st, 1);
   if (ate_write_file (path, text, strlen (text), 0600, &err) < 0)
     {
