@@ -218,7 +218,8 @@ make_image (struct rootfs_job *j, const struct rootfs_fingerprint *fp,
   double mkfs_ms = ate_elapsed_ms (t0);
   struct rootfs_normalise_params np = { .debugfs_path = m->debugfs_path, .image_path = tmp,
                                         .image_fd = fd, .uuid = fp->uuid,
-                                        .inodes_used = scan->inodes_used };
+                                        .inodes_used = scan->inodes_used,
+                                        .reset_owners = scan->foreign_owners };
   t0 = ate_now_ns ();
   if (rootfs_normalise (&np, env, err) < 0)
     return -1;
@@ -387,7 +388,7 @@ struct build
 };
 
 static void
-build_release (struct build *b)
+build_release (struct rootfs_job *j, struct build *b)
 {
   struct ate_error *e = NULL;
   if (b->hashing.running && hashing_finish (&b->hashing, &e) < 0)
@@ -398,7 +399,10 @@ build_release (struct build *b)
   free (b->tmp);
   close_and_reset (&b->fd);
   rootfs_scan_clear (&b->scan);
-  rootfs_staging_remove (&b->staging);
+  /* Removing 30,000 links takes a while: after the callers have their
+   * result (job_after_completion). */
+  j->staging = b->staging;
+  b->staging = (struct rootfs_staging){ .lock_fd = -1 };
 }
 
 /* Read the bundle through a staged copy that atelet's next unpack cannot
@@ -562,7 +566,7 @@ execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
     r = build_content_digest (j, &b, err);
   if (r == 0 && j->may_reuse && disk_matches (j->disk, &b.fp, j->mgr->boot_id, false, &why))
     {
-      build_release (&b);
+      build_release (j, &b);
       out->origin = ROOTFS_ORIGIN_REUSED;
       if (rootfs_disk_stamp_read (j->disk, &j->stamp, err) < 0)
         return -1;
@@ -585,7 +589,7 @@ execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
       out->copy = b.method;
       log_ready (j, out, b.method);
     }
-  build_release (&b);
+  build_release (j, &b);
   return r;
 }
 
@@ -676,7 +680,7 @@ execute_base (struct rootfs_job *j, const struct rootfs_tool_env *env,
       j->base_fp = b.fp;
       log_base_ready (j, out);
     }
-  build_release (&b);
+  build_release (j, &b);
   return r;
 }
 

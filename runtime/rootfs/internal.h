@@ -12,6 +12,7 @@
 #include "fingerprint.h"
 #include "mkfs.h"
 #include "rootfs.h"
+#include "staging.h"
 
 enum rootfs_job_kind
 {
@@ -51,6 +52,7 @@ struct rootfs_job
   struct rootfs_disk_stamp stamp;
   char *trash; /* the replaced disk, removed after completion */
   struct rootfs_cache_staged *staged; /* committed to the cache after completion */
+  struct rootfs_staging staging;      /* the build's source, removed after completion */
   /* BASE: the entry (pinned by base_pin until the job is freed); sealed
    * after completion.  `disk` is the bundle path (one job per bundle). */
   struct rootfs_fingerprint base_fp;

@@ -107,6 +107,7 @@ job_unref_locked (struct rootfs_job *j)
   ate_error_free (j->err);
   rootfs_cache_discard (j->staged);
   close_and_reset (&j->base_pin);
+  rootfs_staging_remove (&j->staging);
   free (j->trash);
   free (j->src);
   free (j->disk);
@@ -215,6 +216,7 @@ job_after_completion (struct rootfs_job *j)
 {
   struct rootfs_manager *m = j->mgr;
 
+  rootfs_staging_remove (&j->staging);
   if (j->trash && unlink (j->trash) < 0 && errno != ENOENT)
     ate_log (ATE_LOG_WARN, "rootfs: cannot remove the replaced disk", "path", j->trash,
              "error", strerror (errno), NULL);
@@ -281,6 +283,7 @@ job_thread (void *arg)
    * stays for the retry until the cache needs the room). */
   if (j->waiters == 0)
     close_and_reset (&j->base_pin);
+  rootfs_staging_remove (&j->staging);
   j->finished = true;
   pthread_cond_broadcast (&m->cond);
   /* The list still holds a reference; reap_finished_locked drops it after
@@ -326,6 +329,7 @@ start_job_locked (struct rootfs_manager *m, enum rootfs_job_kind kind, const cha
 
   j->mgr = m;
   j->base_pin = -1;
+  j->staging.lock_fd = -1;
   j->kind = kind;
   j->src = xstrdup (src);
   j->disk = xstrdup (disk);

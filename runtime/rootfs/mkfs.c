@@ -404,7 +404,7 @@ rootfs_mkfs_build (const struct rootfs_mkfs_params *p, const struct rootfs_tool_
  * owner from the source, where atelet's unpack leaves the unpack's time and
  * its own user. */
 static char *
-normalise_commands (uint64_t first_ino, uint64_t count, size_t *len)
+normalise_commands (uint64_t first_ino, uint64_t count, bool owners, size_t *len)
 {
   /* Five lines of at most 40 bytes per inode. */
   size_t cap = 512 + count * 224, n = 0;
@@ -421,9 +421,11 @@ normalise_commands (uint64_t first_ino, uint64_t count, size_t *len)
       uint64_t ino = first_ino + i;
       n += (size_t) snprintf (buf + n, cap - n,
                               "sif <%" PRIu64 "> atime @%lld\nsif <%" PRIu64 "> ctime @%lld\n"
-                              "sif <%" PRIu64 "> mtime @%lld\nsif <%" PRIu64 "> uid 0\n"
-                              "sif <%" PRIu64 "> gid 0\n",
-                              ino, t, ino, t, ino, t, ino, ino);
+                              "sif <%" PRIu64 "> mtime @%lld\n",
+                              ino, t, ino, t, ino, t);
+      if (owners)
+        n += (size_t) snprintf (buf + n, cap - n,
+                                "sif <%" PRIu64 "> uid 0\nsif <%" PRIu64 "> gid 0\n", ino, ino);
     }
   *len = n;
   return buf;
@@ -486,7 +488,7 @@ rootfs_normalise (const struct rootfs_normalise_params *p, const struct rootfs_t
 
   if (tree_inode_range (p, &first, &count, err) < 0)
     return -1;
-  text = normalise_commands (first, count, &len);
+  text = normalise_commands (first, count, p->reset_owners, &len);
   cmds = memfd_with ("debugfs-commands", text, len, err);
   if (cmds < 0)
     return -1;

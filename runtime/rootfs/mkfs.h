@@ -63,6 +63,8 @@ struct rootfs_normalise_params
   int image_fd;
   const char *uuid;        /* checked against the superblock */
   uint64_t inodes_used;    /* inodes of the tree (root excluded) */
+  bool reset_owners;       /* some inode is not 0:0 (else the owner commands,
+                            * 2 of 5 per inode, would change nothing) */
 };
 
 /* Root inode 0:0 0755 with fixed times; every other inode's atime, mtime

@@ -336,6 +336,8 @@ record_entry (struct walker *w, int dirfd, const char *name, uint32_t depth,
   if (link_ref != 0)
     return 0; /* the earlier name carries the inode's metadata */
   w->out->inodes_used++;
+  if (st->st_uid != 0 || st->st_gid != 0)
+    w->out->foreign_owners = true;
   put_bytes (w->tree, &type, 1);
   /* No owners and no times: atelet's unpack sets neither (every unpack has
    * fresh times and its own owner), and the build gives every inode owner

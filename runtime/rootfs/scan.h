@@ -72,6 +72,8 @@ struct rootfs_scan
   uint64_t entries;       /* every entry including the root directory */
   uint64_t content_bytes; /* apparent sizes of regular files, per name */
   uint64_t inodes_used;   /* inodes mkfs allocates for the tree, root excluded */
+  bool foreign_owners;     /* an entry not owned by 0:0 (not in the digests:
+                           * only whether the build must reset owners) */
   uint64_t max_file_size; /* largest regular file ... */
   char *max_file_path;    /* ... and its path relative to the root */
   uint8_t tree_digest[ROOTFS_DIGEST_LEN];
