@@ -30,8 +30,12 @@ Builds an image with docker, podman or buildah and tags it.
                           REPO@sha256:DIGEST to pin it
   --runtime-image REF     worker: base image of the runtime stage (default:
                           the Dockerfile's slim Debian 12 point release)
-  --platform OS/ARCH      target platform, e.g. linux/arm64 (default: the
-                          engine's)
+  --platform LIST         target platform(s), e.g. linux/arm64 (default: the
+                          engine's); a comma list such as
+                          linux/amd64,linux/arm64 builds one multi-arch
+                          image (needs --push; docker uses buildx, podman
+                          and buildah a manifest list; foreign platforms
+                          need qemu-user binfmt on the build host)
   --push                  push the tag to its registry (podman and buildah
                           push to localhost:PORT and 127.0.0.1:PORT, the kind
                           registry, over plain HTTP)
@@ -125,6 +129,12 @@ case $image in
   *) ate_die "--image must be worker or counter, not '$image'" ;;
 esac
 [[ -n $digest_file && $push == 0 ]] && ate_die "--digest-file needs --push"
+multi=0
+if [[ $platform == *,* ]]; then
+  multi=1
+  ((push)) || ate_die "a multi-platform image exists only in a registry: add --push"
+  ((load_kind)) && ate_die "--load-kind loads one platform: build it with a single --platform"
+fi
 if [[ $image != worker && -n $build_base$runtime_base ]]; then
   ate_die "--build-image and --runtime-image apply to the worker image only"
 fi
@@ -193,7 +203,17 @@ build_image() {
     file=$ctx/Dockerfile
   fi
   [[ -n $platform ]] && args+=(--platform "$platform")
-  args+=(--file "$file" --tag "$tag"
+  args+=(--file "$file")
+  # One multi-arch image: docker buildx builds and pushes it in one go
+  # (recording the pushed digest); podman and buildah build a manifest list.
+  if ((multi)) && [[ $engine == docker ]]; then
+    args+=(--tag "$tag" --push --metadata-file "$ate_work/buildx-metadata.json")
+  elif ((multi)); then
+    args+=(--manifest "$tag")
+  else
+    args+=(--tag "$tag")
+  fi
+  args+=(
     --build-arg "ATE_VERSION=$version"
     --build-arg "ATE_GIT_COMMIT=$commit")
   if [[ $image == worker ]]; then
@@ -203,7 +223,11 @@ build_image() {
   fi
   # buildah runs the RUN steps chrooted: no runtime or network setup needed.
   [[ $engine == buildah ]] && args+=(--isolation chroot --layers)
-  ate_run "$engine" build "${args[@]}" "$ctx"
+  if ((multi)) && [[ $engine == docker ]]; then
+    ate_run docker buildx build "${args[@]}" "$ctx"
+  else
+    ate_run "$engine" build "${args[@]}" "$ctx"
+  fi
 }
 
 # The kind registry (localhost:5001) speaks plain HTTP.  docker trusts
@@ -225,13 +249,23 @@ push_image() {
     plain_http_registry && args+=(--tls-verify=false)
     [[ -n $digest_file ]] && args+=(--digestfile "$pushed")
   fi
-  ate_run "$engine" push "${args[@]}" "$tag"
+  if ((multi)) && [[ $engine == docker ]]; then
+    # buildx pushed while building; its metadata names the pushed digest.
+    if ! ate_dry && [[ -n $digest_file ]]; then
+      sed -n 's/.*"containerimage\.digest": *"\(sha256:[0-9a-f]*\)".*/\1/p' \
+        "$ate_work/buildx-metadata.json" | head -n1 >"$pushed"
+    fi
+  elif ((multi)); then
+    ate_run "$engine" manifest push --all "${args[@]}" "$tag" "docker://$tag"
+  else
+    ate_run "$engine" push "${args[@]}" "$tag"
+  fi
   [[ -n $digest_file ]] || return 0
   if ate_dry; then
     ate_log "would write the pushed digest reference into $digest_file"
     return 0
   fi
-  if [[ $engine == docker ]]; then
+  if [[ $engine == docker ]] && ((!multi)); then
     ref=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$tag" \
       | grep -F "$(ate_image_repo "$tag")@" | head -n1)
   else

@@ -257,6 +257,33 @@ class BuildImageTest(ScriptTestCase):
         with open(digest_file) as f:
             self.assertEqual(f.read().strip(), "localhost:5001/ateom-microvm@" + STUB_PUSHED_DIGEST)
 
+    def test_multi_arch(self):
+        """One reference for amd64 and arm64 nodes (the SandboxConfigs list
+        both): a manifest list pushed as a whole, its pushed digest recorded."""
+        both = "linux/amd64,linux/arm64"
+        for engine in ("podman", "buildah"):
+            digest_file = os.path.join(self.tmp, engine + ".digest")
+            r = self.run_script("hack/build-image.sh", "--engine", engine, "--image", "counter",
+                                "--platform", both, "--push", "--digest-file", digest_file,
+                                check=True)
+            cmds = commands(r.stdout)
+            self.assertIn(" --platform linux/amd64\\,linux/arm64 ", cmds[0])
+            self.assertIn(" --manifest localhost:5001/ate-counter:dev ", cmds[0])
+            self.assertNotIn("--tag", cmds[0])
+            self.assertEqual(cmds[1], "%s manifest push --all --tls-verify=false --digestfile "
+                             "%s/pushed-digest localhost:5001/ate-counter:dev "
+                             "docker://localhost:5001/ate-counter:dev" % (engine, self.work))
+        r = self.run_script("hack/build-image.sh", "--dry-run", "--engine", "docker", "--platform",
+                            both, "--push", check=True)
+        cmds = commands(r.stdout)
+        self.assertEqual(len(cmds), 1, "buildx pushes while it builds")
+        self.assertRegex(cmds[0], r"^docker buildx build --platform linux/amd64\\,linux/arm64 "
+                         r"--file \S+ --tag localhost:5001/ateom-microvm:dev --push "
+                         r"--metadata-file ")
+        for bad in (["--platform", both], ["--platform", both, "--push", "--load-kind"]):
+            r = self.run_script("hack/build-image.sh", "--dry-run", *bad, check=False)
+            self.assertNotEqual(r.returncode, 0, bad)
+
     def test_bad_arguments(self):
         for args in (["--image", "x"], ["--engine", "rkt"], ["--digest-file", "f"],
                      ["--image", "counter", "--build-image", "debian:12"]):

@@ -142,7 +142,7 @@ def kind(args):
 
 
 def engine(tool, args):
-    if args[:1] == ["push"] and tool != "docker":
+    if tool != "docker" and (args[:1] == ["push"] or args[:2] == ["manifest", "push"]):
         digest_file = flag_value(args, "--digestfile")
         if digest_file:
             with open(digest_file, "w") as f:
