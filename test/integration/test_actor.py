@@ -223,6 +223,37 @@ class StateMachineTest(PodTest):
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION)
         self.assertIn("no actor is executing", msg)
 
+    def test_cancelled_run_rolls_back(self):
+        # A caller without a deadline that gives up while the Run waits for
+        # readiness: the Run stops there and rolls back everything.
+        pod = self.pod()
+        baseline = pod.snapshot_state()
+        pod.prepare(NS, TMPL, "a1")
+        with pod.server.channel() as ch:
+            fn = ch.unary_unary("/ateom.Ateom/RunWorkload",
+                                request_serializer=ateom_pb2.RunWorkloadRequest.SerializeToString,
+                                response_deserializer=ateom_pb2.RunWorkloadResponse.FromString)
+            req = pod.request(ateom_pb2.RunWorkloadRequest, NS, TMPL, "a1",
+                              readyz={"counter": (81, "/never")})
+            fut = fn.future(req)
+            deadline = time.time() + 20
+            while time.time() < deadline and "Starting counter server" not in pod.server.log():
+                time.sleep(0.05)
+            fut.cancel()
+            t0 = time.time()
+            recs = []
+            while time.time() < t0 + 5 and not recs:
+                time.sleep(0.05)
+                recs = [r for r in pod.server.log_records() if r.get("msg") == "Handle RPC"]
+        self.assertTrue(recs, "the cancel was not noticed")
+        self.assertEqual(recs[0]["code"], "CANCELLED", recs[0])
+        self.assertLess(time.time() - t0, 3)
+        self.assert_clean(pod, baseline)
+        # The worker takes the retry.
+        pod.run(NS, TMPL, "a1", timeout=TIMEOUT)
+        self.assertEqual(pod.count(), 1)
+        pod.checkpoint(NS, TMPL, "a1")
+
     def test_worker_freed_while_an_actor_is_held(self):
         # ateapi frees a worker whose actor it no longer counts on (a stale
         # assignment released, a suspend finalised after a failed
