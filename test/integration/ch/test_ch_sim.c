@@ -527,6 +527,71 @@ test_qcow2_overlay (void **state)
   assert_int_equal (err->status, EUCLEAN);
   ate_error_release (&err);
   close (fd);
+  /* ch-sim's own reader (not runtime/qcow2's) refuses it too. */
+  vmm = launch ("v53.0", "api-e.sock");
+  err = boot_with_disk (vmm, ov, "Qcow2", true);
+  assert_non_null (err);
+  assert_non_null (strstr (err->msg, "the image is dirty"));
+  ate_error_release (&err);
+  stop (vmm);
+}
+
+static void
+set_be32 (const char *path, off_t off, uint32_t v)
+{
+  uint32_t be = htobe32 (v);
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, &be, 4, off), 4);
+  close (fd);
+}
+
+/* ch-sim reads qcow2 with its own code: what it does not implement, or an
+ * image whose tables point outside the file, is refused at boot; a file
+ * it wrote and closed cleanly passes qemu-img check. */
+static void
+test_qcow2_reader (void **state)
+{
+  (void) state;
+  static const struct { off_t off; uint32_t v; const char *want; } bad[] = {
+    { 4, 1, "unsupported version 1" },
+    { 20, 8, "invalid cluster size" },
+    { 32, 1, "encrypted images" },
+    { 60, 1, "internal snapshots" },
+    { 96, 3, "refcount order 3" },
+    { 76, 8, "unsupported incompatible features" },
+    { 44, 0x7fff0000, "outside the file" },
+  };
+  cleanup_free char *base = in_dir ("rbase.raw");
+  struct ate_error *err = NULL;
+
+  make_file (base, 8 << 20, "base content");
+  for (size_t i = 0; i < ATE_N_ELEMENTS (bad); i++)
+    {
+      cleanup_free char *ov = xasprintf ("%s/bad-%zu.qcow2", E.dir, i);
+      cleanup_free char *sock = xasprintf ("api-bad-%zu.sock", i);
+      struct ch_vmm *vmm;
+      check (qcow2_file_create_overlay (ov, base, 8 << 20, &err), &err);
+      set_be32 (ov, bad[i].off, bad[i].v);
+      vmm = launch ("v53.0", sock);
+      err = boot_with_disk (vmm, ov, "Qcow2", true);
+      if (err == NULL || strstr (err->msg, bad[i].want) == NULL)
+        fail_msg ("case %zu: want \"%s\", got %s", i, bad[i].want, err ? err->msg : "a boot");
+      ate_error_release (&err);
+      stop (vmm);
+    }
+  {
+    cleanup_free char *ov = in_dir ("good.qcow2");
+    char *argv[] = { (char *) "qemu-img", (char *) "check", (char *) "-f", (char *) "qcow2",
+                     ov, NULL };
+    struct ch_vmm *vmm;
+    check (qcow2_file_create_overlay (ov, base, 8 << 20, &err), &err);
+    vmm = launch ("v53.0", "api-good.sock");
+    assert_null (boot_with_disk (vmm, ov, "Qcow2", true));
+    stop (vmm);
+    if (access ("/usr/bin/qemu-img", X_OK) == 0)
+      check (ate_proc_run (argv, NULL, ate_deadline_in_ms (10000), NULL, &err), &err);
+  }
 }
 
 static void
@@ -668,6 +733,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_ondemand_v53_prefaults, setup, teardown),
     cmocka_unit_test_setup_teardown (test_disk_mismatch, setup, teardown),
     cmocka_unit_test_setup_teardown (test_qcow2_overlay, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_qcow2_reader, setup, teardown),
     cmocka_unit_test_setup_teardown (test_disk_lock_and_bad_requests, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vsock_console_and_network, setup, teardown),
   };

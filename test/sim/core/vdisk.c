@@ -10,8 +10,10 @@
  * dies leaves the dirty bit and stale tables behind, so a reader that does
  * not wait for the clean close sees an incomplete disk.
  *
- * The qcow2 structure is parsed with runtime/qcow2 (which is stricter than
- * CH: it refuses what our server never hands CH).
+ * The qcow2 structure is read here, independently of runtime/qcow2 (the
+ * module that writes the overlays), so that a mistake there is not
+ * repeated here: header fields, L1 and L2 tables are checked as a reader
+ * must (bounds, alignment, features we do not implement).
  */
 #define _GNU_SOURCE
 #include <endian.h>
@@ -21,13 +23,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "qcow2/qcow2.h"
 #include "sim.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/util.h"
 
 #define DIRTY_BYTE 79 /* low byte of incompatible_features (offset 72) */
+#define QCOW2_MAGIC UINT32_C (0x514649fb)
+#define INCOMPAT_DIRTY UINT64_C (1)
+#define INCOMPAT_CORRUPT UINT64_C (2)
+#define OFFSET_MASK UINT64_C (0x00fffffffffffe00)
+#define L2_COMPRESSED (UINT64_C (1) << 62)
+#define MIN_CLUSTER_BITS 9
+#define MAX_CLUSTER_BITS 21
+#define MAX_BACKING_NAME 1023
+#define MAX_L1_ENTRIES (UINT64_C (32) << 20)
 #define L2_ZERO UINT64_C (1)
 #define COPIED (UINT64_C (1) << 63)
 
@@ -103,15 +113,6 @@ pwrite_full (int fd, const void *buf, size_t len, uint64_t off)
 }
 
 static int
-collect (uint64_t guest, uint64_t host, void *opaque, struct ate_error **err)
-{
-  struct sim_vdisk *d = opaque;
-  (void) err;
-  d->map[guest / d->cs] = host ? host : L2_ZERO;
-  return 0;
-}
-
-static int
 open_backing (struct sim_vdisk *d, const char *path, const char *name, char **msg)
 {
   cleanup_free char *dir = ate_path_dirname (path);
@@ -126,54 +127,171 @@ open_backing (struct sim_vdisk *d, const char *path, const char *name, char **ms
   return 0;
 }
 
+static uint64_t
+be64_at (const uint8_t *p)
+{
+  uint64_t v;
+  memcpy (&v, p, 8);
+  return be64toh (v);
+}
+
+static uint32_t
+be32_at (const uint8_t *p)
+{
+  uint32_t v;
+  memcpy (&v, p, 4);
+  return be32toh (v);
+}
+
+/* The header fields this reader uses, checked. */
+struct header
+{
+  uint32_t version;
+  uint32_t cluster_bits;
+  uint64_t size;
+  uint32_t l1_size;
+  uint64_t l1_off, rt_off;
+  uint32_t rt_clusters;
+  uint64_t incompat;
+  uint64_t backing_off;
+  uint32_t backing_len;
+};
+
+static int
+read_header (struct sim_vdisk *d, const char *path, uint64_t file_size, struct header *h,
+             char **msg)
+{
+  uint8_t hb[104];
+  uint64_t cs, needed_l1;
+
+  if (pread_full (d->fd, hb, sizeof hb, 0) < 0)
+    return failf (msg, "Error opening qcow2 disk `%s`: %s", path, strerror (errno));
+  if (be32_at (hb) != QCOW2_MAGIC)
+    return failf (msg, "Error opening qcow2 disk `%s`: bad magic", path);
+  h->version = be32_at (hb + 4);
+  h->backing_off = be64_at (hb + 8);
+  h->backing_len = be32_at (hb + 16);
+  h->cluster_bits = be32_at (hb + 20);
+  h->size = be64_at (hb + 24);
+  h->l1_size = be32_at (hb + 36);
+  h->l1_off = be64_at (hb + 40);
+  h->rt_off = be64_at (hb + 48);
+  h->rt_clusters = be32_at (hb + 56);
+  h->incompat = h->version >= 3 ? be64_at (hb + 72) : 0;
+  if (h->version != 2 && h->version != 3)
+    return failf (msg, "Error opening qcow2 disk `%s`: unsupported version %u", path,
+                  h->version);
+  if (h->cluster_bits < MIN_CLUSTER_BITS || h->cluster_bits > MAX_CLUSTER_BITS)
+    return failf (msg, "Error opening qcow2 disk `%s`: invalid cluster size (2^%u)", path,
+                  h->cluster_bits);
+  cs = UINT64_C (1) << h->cluster_bits;
+  if (be32_at (hb + 32) != 0)
+    return failf (msg, "Error opening qcow2 disk `%s`: encrypted images are not supported",
+                  path);
+  if (be32_at (hb + 60) != 0)
+    return failf (msg, "Error opening qcow2 disk `%s`: internal snapshots are not supported",
+                  path);
+  if (h->version >= 3 && be32_at (hb + 96) != 4)
+    return failf (msg, "Error opening qcow2 disk `%s`: refcount order %u is not supported "
+                  "(16-bit refcounts only)", path, be32_at (hb + 96));
+  if (h->incompat & INCOMPAT_CORRUPT)
+    return failf (msg, "Error opening qcow2 disk `%s`: the image is marked corrupt", path);
+  if (h->incompat & INCOMPAT_DIRTY)
+    return failf (msg, "Error opening qcow2 disk `%s`: the image is dirty (its writer did "
+                  "not close it cleanly)", path);
+  if (h->incompat & ~(INCOMPAT_DIRTY | INCOMPAT_CORRUPT))
+    return failf (msg, "Error opening qcow2 disk `%s`: unsupported incompatible features "
+                  "0x%llx", path, (unsigned long long) h->incompat);
+  if (h->size == 0 || h->size > (UINT64_C (1) << 50))
+    return failf (msg, "Error opening qcow2 disk `%s`: invalid virtual size %llu", path,
+                  (unsigned long long) h->size);
+  needed_l1 = ((h->size + cs - 1) / cs + cs / 8 - 1) / (cs / 8);
+  if (h->l1_size < needed_l1 || h->l1_size > MAX_L1_ENTRIES)
+    return failf (msg, "Error opening qcow2 disk `%s`: L1 table of %u entries for %llu "
+                  "bytes", path, h->l1_size, (unsigned long long) h->size);
+  if (h->l1_off % cs || h->rt_off % cs || h->l1_off == 0 || h->rt_off == 0
+      || h->l1_off + (uint64_t) h->l1_size * 8 > file_size
+      || h->rt_clusters == 0 || h->rt_off + (uint64_t) h->rt_clusters * cs > file_size)
+    return failf (msg, "Error opening qcow2 disk `%s`: L1 or refcount table outside the "
+                  "file or not cluster aligned", path);
+  if (h->backing_len > MAX_BACKING_NAME
+      || (h->backing_off && h->backing_off + h->backing_len > cs))
+    return failf (msg, "Error opening qcow2 disk `%s`: invalid backing file name field",
+                  path);
+  return 0;
+}
+
+/* Every L2 entry into d->map (guest cluster -> host offset, L2_ZERO, 0). */
+static int
+load_map (struct sim_vdisk *d, const char *path, uint64_t file_size, char **msg)
+{
+  uint64_t l2e = d->cs / 8;
+  cleanup_free uint64_t *l2 = xmalloc (d->cs);
+
+  for (uint64_t i = 0; i < d->n_l1; i++)
+    {
+      if (d->l1[i] == 0)
+        continue;
+      if (d->l1[i] % d->cs || d->l1[i] + d->cs > file_size)
+        return failf (msg, "Error opening qcow2 disk `%s`: L2 table %llu outside the file",
+                      path, (unsigned long long) i);
+      if (pread_full (d->fd, l2, d->cs, d->l1[i]) < 0)
+        return failf (msg, "read L2 table of `%s`: %s", path, strerror (errno));
+      for (uint64_t j = 0; j < l2e && i * l2e + j < d->n_clusters; j++)
+        {
+          uint64_t e = be64toh (l2[j]), off = e & OFFSET_MASK;
+          if (e & L2_COMPRESSED)
+            return failf (msg, "Error opening qcow2 disk `%s`: compressed clusters are not "
+                          "supported", path);
+          if (off != 0 && (off % d->cs || off + d->cs > file_size))
+            return failf (msg, "Error opening qcow2 disk `%s`: data cluster at %llu outside "
+                          "the file", path, (unsigned long long) off);
+          d->map[i * l2e + j] = off ? off : (e & L2_ZERO) ? L2_ZERO : 0;
+        }
+    }
+  return 0;
+}
+
 static int
 open_qcow2 (struct sim_vdisk *d, const char *path, bool backing_files, char **msg)
 {
-  struct qcow2_image *img = NULL;
-  struct ate_error *err = NULL;
-  uint8_t hb[64];
+  struct header h = { 0 };
   struct stat st;
-  const char *bname;
-  int r = 0;
+  cleanup_free char *bname = NULL;
 
-  if (qcow2_image_open (d->fd, NULL, &img, &err) < 0)
-    {
-      r = failf (msg, "Error opening qcow2 disk `%s`: %s", path, err->msg);
-      ate_error_release (&err);
-      return r;
-    }
+  if (fstat (d->fd, &st) < 0)
+    return failf (msg, "Error opening qcow2 disk `%s`: %s", path, strerror (errno));
+  if (read_header (d, path, (uint64_t) st.st_size, &h, msg) < 0)
+    return -1;
   d->qcow2 = true;
-  d->vsize = qcow2_image_virtual_size (img);
-  d->cs = UINT64_C (1) << qcow2_image_cluster_bits (img);
+  d->vsize = h.size;
+  d->cs = UINT64_C (1) << h.cluster_bits;
   d->n_clusters = (d->vsize + d->cs - 1) / d->cs;
   d->map = xcalloc (d->n_clusters, sizeof (*d->map));
-  bname = qcow2_image_backing_name (img);
-  if (bname && !backing_files)
-    r = failf (msg, "Error opening qcow2 disk `%s`: it has a backing file (`%s`) and "
-               "backing_files is not enabled", path, bname);
-  else if (bname)
-    r = open_backing (d, path, bname, msg);
-  if (r == 0)
-    qcow2_image_foreach_cluster (img, collect, d, NULL);
-  qcow2_image_free (img);
-  if (r < 0)
-    return r;
-
-  /* Header fields the clean close needs (validated above). */
-  if (pread_full (d->fd, hb, sizeof hb, 0) < 0 || fstat (d->fd, &st) < 0)
-    return failf (msg, "read qcow2 header of `%s`: %s", path, strerror (errno));
-  d->l1_off = be64toh (*(uint64_t *) (hb + 40));
-  d->rt_off = be64toh (*(uint64_t *) (hb + 48));
-  d->rt_clusters = be32toh (*(uint32_t *) (hb + 56));
+  d->l1_off = h.l1_off;
+  d->rt_off = h.rt_off;
+  d->rt_clusters = h.rt_clusters;
   d->n_l1 = (d->n_clusters + d->cs / 8 - 1) / (d->cs / 8);
   d->l1 = xcalloc (d->n_l1, sizeof (*d->l1));
   d->touched = xcalloc (d->n_l1, sizeof (*d->touched));
   if (pread_full (d->fd, d->l1, d->n_l1 * 8, d->l1_off) < 0)
     return failf (msg, "read L1 table of `%s`: %s", path, strerror (errno));
   for (uint64_t i = 0; i < d->n_l1; i++)
-    d->l1[i] = be64toh (d->l1[i]) & UINT64_C (0x00fffffffffffe00);
+    d->l1[i] = be64toh (d->l1[i]) & OFFSET_MASK;
+  if (load_map (d, path, (uint64_t) st.st_size, msg) < 0)
+    return -1;
   d->end = ((uint64_t) st.st_size + d->cs - 1) / d->cs * d->cs;
-  return 0;
+  if (h.backing_off == 0)
+    return 0;
+  bname = xmalloc0 (h.backing_len + 1);
+  if (pread_full (d->fd, bname, h.backing_len, h.backing_off) < 0)
+    return failf (msg, "read the backing file name of `%s`: %s", path, strerror (errno));
+  if (strlen (bname) != h.backing_len || h.backing_len == 0)
+    return failf (msg, "Error opening qcow2 disk `%s`: invalid backing file name", path);
+  if (!backing_files)
+    return failf (msg, "Error opening qcow2 disk `%s`: it has a backing file (`%s`) and "
+                  "backing_files is not enabled", path, bname);
+  return open_backing (d, path, bname, msg);
 }
 
 int
