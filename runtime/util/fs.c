@@ -90,9 +90,9 @@ ate_rm_rf (const char *path, struct ate_error **err)
 {
   if (path == NULL || path[0] == '\0')
     return ate_error_make (err, EINVAL, "rm -rf: empty path");
-  if (rm_rf_at (AT_FDCWD, path, err) < 0)
-    return ate_error_wrap (err, "remove `%s`", path);
-  return 0;
+  /* rm_rf_at names path itself (a directory wraps what failed inside it
+   * with "remove `path`"): no second wrap here. */
+  return rm_rf_at (AT_FDCWD, path, err) < 0 ? -1 : 0;
 }
 
 int

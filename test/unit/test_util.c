@@ -298,6 +298,15 @@ test_fs_roundtrip (void **state)
   assert_true (ate_path_exists (keep));
   assert_int_equal (ate_rm_rf (top, &err), 0); /* missing is fine */
   assert_int_equal (ate_rm_rf (outside, &err), 0);
+
+  /* A failure names the path once (it used to be "remove `p`: stat `p`"). */
+  cleanup_free char *plain = xasprintf ("%s/plain", dir);
+  cleanup_free char *under = xasprintf ("%s/plain/x", dir);
+  cleanup_free char *want = xasprintf ("stat `%s`: Not a directory", under);
+  assert_int_equal (ate_write_file (plain, "p", 1, 0600, &err), 0);
+  assert_true (ate_rm_rf (under, &err) < 0);
+  assert_string_equal (err->msg, want);
+  ate_error_release (&err);
   assert_int_equal (ate_rm_rf (dir, &err), 0);
 }
 
