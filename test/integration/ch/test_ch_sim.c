@@ -183,11 +183,22 @@ stop (struct ch_vmm *vmm)
   assert_true (kill (pid, 0) < 0 && errno == ESRCH);
 }
 
+static void create_and_boot_disk (struct ch_vmm *vmm, const char *vsock, const char *type,
+                                  bool backing_files);
+
 static void
 create_and_boot (struct ch_vmm *vmm, const char *vsock)
 {
+  create_and_boot_disk (vmm, vsock, "Raw", false);
+}
+
+/* The same with E.disk declared as type (an overlay: "Qcow2", true). */
+static void
+create_and_boot_disk (struct ch_vmm *vmm, const char *vsock, const char *type,
+                      bool backing_files)
+{
   struct ch_disk_config disks[] = { { E.image, true, false, 1, 1024, "Raw", false },
-                                    { E.disk, false, false, 1, 1024, "Raw", false } };
+                                    { E.disk, false, false, 1, 1024, type, backing_files } };
   cleanup_free char *serial = in_dir ("serial.log"), *vs = in_dir (vsock);
   struct ch_vm_config cfg = { .boot_vcpus = 1, .memory_size = MEM_SIZE, .memory_shared = true,
                               .kernel = E.kernel, .cmdline = "console=ttyS0", .disks = disks,
@@ -537,6 +548,52 @@ test_qcow2_overlay (void **state)
 }
 
 static void
+qemu_io (const char *image, const char *cmd)
+{
+  char *argv[] = { (char *) "qemu-io", (char *) "-f", (char *) "qcow2", (char *) "-c",
+                   (char *) cmd, (char *) image, NULL };
+  struct ate_error *err = NULL;
+  check (ate_proc_run (argv, NULL, ate_deadline_in_ms (10000), NULL, &err), &err);
+}
+
+/* The guest's disk digest is over the virtual disk: an overlay that stores
+ * the same virtual content differently (a cluster of zeroes over the
+ * base's zeroes) restores; a changed byte does not. */
+static void
+test_overlay_digest_is_virtual (void **state)
+{
+  (void) state;
+  cleanup_free char *base = in_dir ("vbase.raw"), *sub = in_dir ("ov");
+  cleanup_free char *ov = ate_path_join (sub, "actor-rootfs.ext4");
+  cleanup_free char *saved = E.disk;
+  struct ate_error *err = NULL;
+  struct ch_vmm *vmm;
+
+  if (access ("/usr/bin/qemu-io", X_OK) != 0)
+    skip ();
+  assert_int_equal (mkdir (sub, 0700), 0);
+  make_file (base, 8 << 20, "base content");
+  check (qcow2_file_create_overlay (ov, base, 8 << 20, &err), &err);
+  E.disk = ov;
+  vmm = launch ("v53.0", "api-a.sock");
+  create_and_boot_disk (vmm, "vsock-a.sock", "Qcow2", true);
+  pause_and_snapshot (vmm, "osnap");
+  stop (vmm);
+  qemu_io (ov, "write -P 0 1M 64k");
+  vmm = restore ("v53.0", "osnap", CH_RESTORE_PREF_AUTO, "api-b.sock", &err, NULL);
+  if (err)
+    fail_msg ("the same virtual disk stored differently: %s", err->msg);
+  stop (vmm);
+  qemu_io (ov, "write -P 0x55 2M 4k");
+  vmm = restore ("v53.0", "osnap", CH_RESTORE_PREF_AUTO, "api-c.sock", &err, NULL);
+  assert_non_null (err);
+  assert_non_null (strstr (err->msg, "differs from what the guest had at its snapshot"));
+  ate_error_release (&err);
+  stop (vmm);
+  E.disk = steal_pointer (&saved);
+}
+
+static void
 set_be32 (const char *path, off_t off, uint32_t v)
 {
   uint32_t be = htobe32 (v);
@@ -734,6 +791,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_disk_mismatch, setup, teardown),
     cmocka_unit_test_setup_teardown (test_qcow2_overlay, setup, teardown),
     cmocka_unit_test_setup_teardown (test_qcow2_reader, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_overlay_digest_is_virtual, setup, teardown),
     cmocka_unit_test_setup_teardown (test_disk_lock_and_bad_requests, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vsock_console_and_network, setup, teardown),
   };

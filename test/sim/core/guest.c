@@ -214,13 +214,40 @@ hash_blocks (struct hash128 *h, uint64_t base, const uint8_t *p, uint64_t len)
     }
 }
 
+/* The digest of an overlay is one of its virtual disk: the base (sampled
+ * below: it stands for itself) and every 4 KiB block where what the guest
+ * reads differs from the base there.  How the overlay stores it does not
+ * count: a cluster copied with the base's own bytes, or zeroes over zeroes,
+ * is the same disk as no cluster at all. */
+struct overlay_hash
+{
+  struct hash128 *h;
+  int base_fd; /* -1: no backing file (reads as zeros) */
+  uint64_t base_size;
+  uint8_t *base_buf;
+  int error;
+};
+
 static void
 hash_cluster (uint64_t guest_off, const uint8_t *data, uint64_t len, void *opaque)
 {
-  struct hash128 *h = opaque;
-  /* Which clusters the overlay holds, then their content. */
-  hash_u64 (h, guest_off | 1);
-  hash_blocks (h, guest_off, data, len);
+  struct overlay_hash *o = opaque;
+
+  memset (o->base_buf, 0, len);
+  if (o->base_fd >= 0 && guest_off < o->base_size)
+    {
+      uint64_t n = o->base_size - guest_off < len ? o->base_size - guest_off : len;
+      if (pread (o->base_fd, o->base_buf, n, (off_t) guest_off) < 0)
+        o->error = errno;
+    }
+  for (uint64_t b = 0; b < len; b += SIM_PAGE)
+    {
+      size_t n = len - b < SIM_PAGE ? (size_t) (len - b) : SIM_PAGE;
+      if (memcmp (data + b, o->base_buf + b, n) == 0)
+        continue;
+      hash_u64 (o->h, guest_off + b);
+      hash_bytes (o->h, data + b, n);
+    }
 }
 
 /* A raw disk: every data extent. */
@@ -293,11 +320,13 @@ sim_disk_digest (struct sim_vdisk *d, uint8_t out[16], char **errmsg)
     {
       uint64_t bsize = 0;
       int bfd = sim_vdisk_backing_fd (d, &bsize);
+      cleanup_free uint8_t *buf = xmalloc (sim_vdisk_cluster_size (d));
+      struct overlay_hash o = { .h = &h, .base_fd = bfd, .base_size = bsize, .base_buf = buf };
       if (bfd >= 0 && digest_base_sampled (bfd, bsize, &h, errmsg) < 0)
         return -1;
-      if (sim_vdisk_foreach_written (d, hash_cluster, &h) < 0)
+      if (sim_vdisk_foreach_written (d, hash_cluster, &o) < 0 || o.error)
         {
-          *errmsg = xasprintf ("read disk: %s", strerror (errno));
+          *errmsg = xasprintf ("read disk: %s", strerror (o.error ? o.error : errno));
           return -1;
         }
     }

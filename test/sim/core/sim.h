@@ -153,6 +153,8 @@ int sim_vdisk_open (int fd, const char *path, const char *image_type, bool backi
  * VMM that stops normally); false: drop it (a crash). */
 int sim_vdisk_close (struct sim_vdisk *d, bool clean);
 uint64_t sim_vdisk_size (const struct sim_vdisk *d);
+/* Bytes per cluster of a qcow2 (a page for raw disks). */
+uint64_t sim_vdisk_cluster_size (const struct sim_vdisk *d);
 int sim_vdisk_read (struct sim_vdisk *d, uint64_t off, void *buf, size_t len);
 int sim_vdisk_write (struct sim_vdisk *d, uint64_t off, const void *buf, size_t len);
 bool sim_vdisk_is_qcow2 (const struct sim_vdisk *d);

@@ -350,6 +350,12 @@ sim_vdisk_size (const struct sim_vdisk *d)
   return d->vsize;
 }
 
+uint64_t
+sim_vdisk_cluster_size (const struct sim_vdisk *d)
+{
+  return d->qcow2 ? d->cs : SIM_PAGE;
+}
+
 /* One guest cluster's current content into buf (cs bytes). */
 static int
 read_cluster (struct sim_vdisk *d, uint64_t c, uint8_t *buf)
