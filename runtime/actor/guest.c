@@ -245,8 +245,13 @@ probe_main (void *arg)
                                &code, &err)
           < 0)
         {
-          free (p->last);
-          p->last = xstrdup (err->msg);
+          /* An attempt the budget cut short says less than the one
+           * before it. */
+          if (p->last == NULL || !ate_deadline_expired (p->deadline))
+            {
+              free (p->last);
+              p->last = xstrdup (err->msg);
+            }
         }
       else if (code != 200)
         {
