@@ -66,6 +66,13 @@ teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
   actor_guest_disconnect (a);
   actor_vm_stop (a);
   actor_guest_release (a);
+  if (a->restore_src)
+    {
+      /* The kept restore source (ACTOR_RESTORE_BASE) is no base for
+       * anything once the VM is gone. */
+      cleanup_free char *kept = ate_path_join (a->dir, ACTOR_RESTORE_BASE);
+      unlink (kept);
+    }
   if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, &e) < 0)
     {
       ate_error_collect (err, &e, "clean up the sandbox state");

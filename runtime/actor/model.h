@@ -31,6 +31,11 @@ struct rootfs_manager;
 #define ACTOR_SERIAL_LOG "serial.log"
 #define ACTOR_STATE_FILE "ateom-actor.json"
 #define ACTOR_CHECKPOINT_MARKER "checkpoint-state.complete"
+/* A hard link, in the actor directory, to the memory an OnDemand-restored
+ * VM pages from: atelet removes restore-state/ before a retried Restore and
+ * may fail to download it again, and the next checkpoint still needs that
+ * memory as the base of its delta (docs/api.md, "Callers and retries"). */
+#define ACTOR_RESTORE_BASE "restore-base.memory-ranges"
 #define ACTOR_AGENT_PORT 1024
 #define ACTOR_TAP_MAC "02:a8:1e:00:00:02"
 

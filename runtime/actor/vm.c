@@ -184,7 +184,15 @@ actor_vm_restore (const struct actor_env *env, struct actor *a, const char *rest
    * down, and the next snapshot will be a delta of it
    * (docs/cloud-hypervisor.md, "Supported CH versions"). */
   if (mode == CH_RESTORE_ONDEMAND)
-    a->restore_src = xstrdup (restore_dir);
+    {
+      cleanup_free char *mem = ate_path_join (restore_dir, "memory-ranges");
+      cleanup_free char *keep = ate_path_join (a->dir, ACTOR_RESTORE_BASE);
+      a->restore_src = xstrdup (restore_dir);
+      if ((unlink (keep) < 0 && errno != ENOENT) || link (mem, keep) < 0)
+        ate_log (ATE_LOG_WARN, "the restore source is not kept beside the actor: a checkpoint "
+                 "needs restore-state/ in place", "actor_id", a->id, "error", strerror (errno),
+                 NULL);
+    }
   if (actor_state_save (a, err) < 0)
     return -1;
   if (ACTOR_VMM_CALL (t, ch_vm_resume (a->api_socket, deadline, err)) < 0)
@@ -226,10 +234,21 @@ actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
   actor_timing_step (t, "snapshot", &mark);
   if (a->restore_src)
     {
-      cleanup_free char *base = ate_path_join (a->restore_src, "memory-ranges");
+      cleanup_free char *src = ate_path_join (a->restore_src, "memory-ranges");
+      cleanup_free char *kept = ate_path_join (a->dir, ACTOR_RESTORE_BASE);
       cleanup_free char *delta = ate_path_join (dir, "memory-ranges");
+      /* The link to what the VM was restored from, whatever atelet did to
+       * restore-state/ since (a merge interrupted by a crash left its work
+       * under the delta's name: ch_merge_recover finds it by that name). */
+      const char *base = ate_path_exists (kept) || !ate_path_exists (src) ? kept : src;
+      struct stat ms, ss;
       if (ch_merge_delta_into_base (base, delta, err) < 0)
         return ate_error_wrap (err, "merge the on-demand snapshot delta into its base");
+      /* The merge took the base's blocks: a restore-state name still on
+       * them is no restore source any more. */
+      if (stat (delta, &ms) == 0 && stat (src, &ss) == 0 && ms.st_dev == ss.st_dev
+          && ms.st_ino == ss.st_ino)
+        unlink (src);
       actor_timing_step (t, "merge", &mark);
     }
   return 0;
