@@ -58,13 +58,14 @@ struct actor_runtime
 /* Stop the guest side (agent connection, VMM, log pumps), then remove the
  * sandbox state.  Collects errors, never fails half-way. */
 static int
-teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+teardown_by (struct actor_runtime *rt, struct actor *a, ate_deadline_t deadline,
+             struct ate_error **err)
 {
   struct ate_error *e = NULL;
 
   /* Closing the agent connection ends the log pumps (their reads fail). */
   actor_guest_disconnect (a);
-  actor_vm_stop (a);
+  actor_vm_stop_by (a, deadline);
   actor_guest_release (a);
   if (a->restore_src)
     {
@@ -79,6 +80,12 @@ teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
       return -1;
     }
   return 0;
+}
+
+static int
+teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
+{
+  return teardown_by (rt, a, ATE_DEADLINE_NONE, err);
 }
 
 /* ---- restart recovery (docs/architecture.md, "Restart recovery") ---- */
@@ -235,14 +242,15 @@ same_actor (const struct actor *a, const char *ns, const char *tmpl, const char 
  * plane sent after it stopped counting on that actor here
  * (docs/api.md, "Callers and retries"). */
 static void
-stop_running (struct actor_runtime *rt, const char *why)
+stop_running (struct actor_runtime *rt, ate_deadline_t deadline, const char *why)
 {
   cleanup_error struct ate_error *err = NULL;
   struct actor *a = rt->running;
 
   ate_log (ATE_LOG_WARN, why, "namespace", a->ns, "template", a->tmpl, "actor_id", a->id, NULL);
   actor_event (&rt->env, a, "Actor stopped without a checkpoint");
-  if (teardown (rt, a, &err) < 0)
+  /* Discarded: not worth more of the caller's deadline than it has. */
+  if (teardown_by (rt, a, deadline, &err) < 0)
     ate_error_log_warning_and_release (&err, "teardown of the replaced actor");
   if (net_actor_cleanup (rt->env.net, &err) < 0)
     ate_error_log_warning_and_release (&err, "network cleanup of the replaced actor");
@@ -382,7 +390,7 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
     }
   /* Checked before anything is stopped: the worker is the caller's now. */
   if (rt->running)
-    stop_running (rt, same_actor (rt->running, req->ns, req->tmpl, req->id)
+    stop_running (rt, deadline, same_actor (rt->running, req->ns, req->tmpl, req->id)
                           ? "RunWorkload of the actor restored here: booting it afresh, as asked"
                           : "RunWorkload of another actor: the control plane no longer counts on "
                             "the actor this worker held; stopping it without a checkpoint");
@@ -656,7 +664,7 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
     }
   free (steal_pointer (&rt->lost));
   if (rt->running)
-    stop_running (rt, same_actor (rt->running, req->ns, req->tmpl, req->id)
+    stop_running (rt, deadline, same_actor (rt->running, req->ns, req->tmpl, req->id)
                           ? "RestoreWorkload of the actor running here from another snapshot "
                             "(or booted by Run): restarting it from the requested snapshot"
                           : "RestoreWorkload of another actor: the control plane no longer "

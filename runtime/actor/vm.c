@@ -257,11 +257,20 @@ actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
 void
 actor_vm_stop (struct actor *a)
 {
+  actor_vm_stop_by (a, ATE_DEADLINE_NONE);
+}
+
+void
+actor_vm_stop_by (struct actor *a, ate_deadline_t deadline)
+{
   struct ate_error *e = NULL;
 
   if (a->vmm == NULL)
     return;
-  if (ch_vmm_stop (a->vmm, ate_deadline_in_ms (ACTOR_TEARDOWN_MS), &e) < 0 && e)
+  if (ch_vmm_stop (a->vmm, ate_deadline_min (deadline, ate_deadline_in_ms (ACTOR_TEARDOWN_MS)),
+                   &e)
+          < 0
+      && e)
     ate_error_log_warning_and_release (&e, "cloud-hypervisor did not shut down cleanly");
   ch_vmm_free (a->vmm);
   a->vmm = NULL;

@@ -41,5 +41,9 @@ int actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *
 /* Stop the VMM (a warning when it does not stop cleanly) and free its
  * handle; nothing when there is none. */
 void actor_vm_stop (struct actor *a);
+/* The same within deadline (bounded by the usual teardown time): a VM
+ * that is discarded need not be waited for past the call that discards it;
+ * one that does not stop in time is killed. */
+void actor_vm_stop_by (struct actor *a, ate_deadline_t deadline);
 
 #endif
