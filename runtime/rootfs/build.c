@@ -371,7 +371,6 @@ log_hashed (const struct rootfs_job *j, const struct rootfs_scan *s, int64_t sta
 struct build
 {
   struct rootfs_staging staging;
-  const char *src; /* what the build reads: the staged copy, or the bundle */
   struct rootfs_scan scan;
   struct rootfs_fingerprint fp;
   struct hashing hashing;
@@ -418,7 +417,6 @@ build_stage (struct rootfs_job *j, const char *near, struct build *b, struct ate
   r = rootfs_staging_create (j->src, near, &j->mgr->closing, &b->staging, err);
   if (r < 0)
     return -1;
-  b->src = b->staging.dir ? b->staging.dir : j->src;
   if (r == 0)
     ate_log (ATE_LOG_WARN, "rootfs: cannot stage the bundle with hard links; reading it "
              "directly (a new unpack during the build fails it)", "source", j->src, NULL);
@@ -428,21 +426,60 @@ build_stage (struct rootfs_job *j, const char *near, struct build *b, struct ate
   return 0;
 }
 
-/* Walk the tree, fingerprint it without content, start hashing content. */
+struct stager
+{
+  struct rootfs_job *j;
+  const char *near;
+  struct build *b;
+  int result;
+  struct ate_error *err;
+};
+
+static void *
+stager_main (void *arg)
+{
+  struct stager *s = arg;
+  s->result = build_stage (s->j, s->near, s->b, &s->err);
+  return NULL;
+}
+
+/* Stage the bundle next to `near` and walk it, at once: the walk reads the
+ * bundle while the copy is made of the same inodes, and is then pointed at
+ * the copy (a file replaced in between fails the build when its content is
+ * hashed: not the inode the walk saw).  Then fingerprint the tree without
+ * content and start hashing the content. */
 static int
-build_scan (struct rootfs_job *j, const struct rootfs_tool_env *env, struct build *b,
-            struct ate_error **err)
+build_scan (struct rootfs_job *j, const char *near, const struct rootfs_tool_env *env,
+            struct build *b, struct ate_error **err)
 {
   struct rootfs_manager *m = j->mgr;
+  struct stager st = { .j = j, .near = near, .b = b };
   struct rootfs_scan_opts so;
   int64_t t0 = ate_now_ns ();
+  pthread_t thread;
+  bool threaded = pthread_create (&thread, NULL, stager_main, &st) == 0;
+  int r;
 
+  if (!threaded)
+    stager_main (&st);
   rootfs_scan_opts_init (&so);
   so.hash_content = false;
   so.cancel = &m->closing;
   so.deadline = j->deadline;
   so.name = j->src;
-  if (rootfs_scan_tree (b->src, &so, &b->scan, err) < 0)
+  r = rootfs_scan_tree (j->src, &so, &b->scan, err);
+  if (threaded)
+    pthread_join (thread, NULL);
+  if (st.result < 0)
+    {
+      if (r == 0)
+        *err = steal_pointer (&st.err);
+      ate_error_release (&st.err);
+      return -1;
+    }
+  if (r < 0)
+    return -1;
+  if (b->staging.dir && rootfs_scan_rebase (&b->scan, b->staging.dir, err) < 0)
     return -1;
   log_scan (j->src, &b->scan, ate_elapsed_ms (t0));
   if (rootfs_manager_fingerprint (m, &b->scan, env, &b->fp, err) < 0)
@@ -553,10 +590,8 @@ execute_build (struct rootfs_job *j, const struct rootfs_tool_env *env,
 {
   struct build b = { .fd = -1, .staging = { .lock_fd = -1 } };
   cleanup_free char *why = NULL;
-  int r = build_stage (j, j->disk, &b, err);
+  int r = build_scan (j, j->disk, env, &b, err);
 
-  if (r == 0)
-    r = build_scan (j, env, &b, err);
   if (r == 0)
     {
       rootfs_geometry_from_counts (b.scan.entries, b.scan.content_bytes, &out->geometry);
@@ -631,10 +666,8 @@ execute_base (struct rootfs_job *j, const struct rootfs_tool_env *env,
   struct build b = { .fd = -1, .staging = { .lock_fd = -1 } };
   cleanup_free char *near = xasprintf ("%s/base", rootfs_cache_dir (cache));
   bool have_cand = false;
-  int r = build_stage (j, near, &b, err);
+  int r = build_scan (j, near, env, &b, err);
 
-  if (r == 0)
-    r = build_scan (j, env, &b, err);
   if (r == 0)
     {
       rootfs_geometry_from_counts (b.scan.entries, b.scan.content_bytes, &out->geometry);

@@ -467,6 +467,20 @@ scan_root (struct walker *w, const char *src_dir, struct ate_error **err)
   return 0;
 }
 
+int
+rootfs_scan_rebase (struct rootfs_scan *s, const char *new_root, struct ate_error **err)
+{
+  struct stat st;
+
+  if (stat (new_root, &st) < 0)
+    return ate_error_make (err, errno, "stat `%s`", new_root);
+  free (s->root);
+  s->root = xstrdup (new_root);
+  s->root_dev = st.st_dev;
+  s->root_ino = st.st_ino;
+  return 0;
+}
+
 void
 rootfs_scan_clear (struct rootfs_scan *s)
 {

@@ -107,6 +107,10 @@ int rootfs_scan_hash_content (struct rootfs_scan *s, const struct rootfs_scan_op
  * e.g. after mkfs read the tree: EAGAIN naming the first that did. */
 int rootfs_scan_verify_unchanged (const struct rootfs_scan *s, struct ate_error **err);
 
+/* The tree was copied to new_root with the same inodes for every
+ * non-directory (staging.h): read the files there from now on. */
+int rootfs_scan_rebase (struct rootfs_scan *s, const char *new_root, struct ate_error **err);
+
 void rootfs_scan_clear (struct rootfs_scan *s);
 
 /* Lower-case hex of a digest into buf (2 * ROOTFS_DIGEST_LEN + 1 bytes). */
