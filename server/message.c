@@ -12,7 +12,7 @@
 /* Roots a host path may start with besides the server's own directories. */
 static const char *const system_roots[] = {
   "/var/", "/run/", "/tmp/", "/proc/", "/sys/", "/dev/", "/etc/", "/usr/", "/opt/",
-  "/home/", "/root/", "/srv/", "/mnt/", "/lib", "/bin/", "/sbin/", "/nix/", "/snap/",
+  "/home/", "/root/", "/srv/", "/mnt/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/nix/", "/snap/",
 };
 
 static bool

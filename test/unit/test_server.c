@@ -634,6 +634,8 @@ test_message_for_caller (void **state)
       "serial <host path>, socket <host path> (and <host path>)" },
     { "GET http://169.254.17.2:80/readyz kept answering 503; path=/readyz",
       "GET http://169.254.17.2:80/readyz kept answering 503; path=/readyz" },
+    { "redirect to /library/x from /libexec; mmap /lib/x86_64-linux-gnu/libc.so.6",
+      "redirect to /library/x from /libexec; mmap <host path>" },
     { "`/var/lib/ateom-gvisor/actors/default:counter-microvm:a1`: gone",
       "`the actor's directory`: gone" },
     { "", "" },
