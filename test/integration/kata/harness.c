@@ -73,6 +73,44 @@ h_block (void *ctx, const char *dev)
   return strcmp (dev, "/dev/vdb") == 0 ? h->disk : NULL;
 }
 
+/* The raw disk, as the guest reads and writes it (no qcow2 here). */
+static int
+h_block_io (struct harness *h, const char *dev, uint64_t off, void *rbuf, const void *wbuf,
+            size_t len)
+{
+  const char *path = h_block (h, dev);
+  ssize_t n;
+  int fd, saved;
+
+  if (path == NULL)
+    {
+      errno = ENODEV;
+      return -1;
+    }
+  fd = open (path, (wbuf ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  n = wbuf ? pwrite (fd, wbuf, len, (off_t) off) : pread (fd, rbuf, len, (off_t) off);
+  saved = errno;
+  close (fd);
+  if (n == (ssize_t) len)
+    return 0;
+  errno = n < 0 ? saved : EIO;
+  return -1;
+}
+
+static int
+h_block_read (void *ctx, const char *dev, uint64_t off, void *buf, size_t len)
+{
+  return h_block_io (ctx, dev, off, buf, NULL, len);
+}
+
+static int
+h_block_write (void *ctx, const char *dev, uint64_t off, const void *buf, size_t len)
+{
+  return h_block_io (ctx, dev, off, NULL, buf, len);
+}
+
 static void h_log (void *ctx, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 static void
@@ -238,7 +276,9 @@ start_agent (struct harness *h, bool restored)
   h->netns_fd = fd;
   h->ops = (struct sim_guest_ops) { .ctx = h, .state_max = STATE_SIZE, .state_read = h_read,
                                     .state_write = h_write, .netns_fd = fd,
-                                    .block_device_path = h_block, .log = h_log };
+                                    .block_device_path = h_block,
+                                    .block_device_read = h_block_read,
+                                    .block_device_write = h_block_write, .log = h_log };
   h->agent = sim_agent_new (&h->ops, restored);
   return h->agent ? 0 : -1;
 }
