@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include "actor/actor.h"
@@ -33,8 +34,12 @@
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/untrusted.h"
 #include "util/util.h"
 #include "util/validate.h"
+
+/* Bound on a restore-state file (memory-ranges is the largest). */
+#define ACTOR_SNAPSHOT_FILE_MAX (1ULL << 42)
 
 struct actor_runtime
 {
@@ -90,6 +95,38 @@ teardown (struct actor_runtime *rt, struct actor *a, struct ate_error **err)
 
 /* ---- restart recovery (docs/architecture.md, "Restart recovery") ---- */
 
+/* Only an activation that completed, was not checkpointed yet, and whose
+ * VM is running (or paused by a checkpoint a retry will continue) is
+ * re-attached; anything else is cleaned up and the caller's retry redoes
+ * it (docs/architecture.md, "Restart recovery"). */
+static bool
+recover_may_attach (struct actor *a, struct ate_error **err)
+{
+  cleanup_strv char **done = NULL;
+  cleanup_free char *state = NULL;
+
+  if (!a->ready)
+    {
+      ate_error_make (err, 0, "its %s had not completed",
+                      a->restored ? "RestoreWorkload" : "RunWorkload");
+      return false;
+    }
+  done = actor_marker_match (a->dir);
+  if (done)
+    {
+      ate_error_make (err, 0, "its checkpoint had completed");
+      return false;
+    }
+  if (ch_vm_info_state (a->api_socket, &state, ate_deadline_in_ms (3000), err) < 0)
+    return false;
+  if (strcmp (state, "Running") != 0 && strcmp (state, "Paused") != 0)
+    {
+      ate_error_make (err, 0, "its VM is %s", state);
+      return false;
+    }
+  return true;
+}
+
 static void
 recover_one (struct actor_runtime *rt, const char *path)
 {
@@ -112,7 +149,8 @@ recover_one (struct actor_runtime *rt, const char *path)
       return;
     }
   if (rt->running == NULL && pid > 0
-      && ch_vmm_attach (pid, st, a->api_socket, &a->vmm, &err) == 0)
+      && ch_vmm_attach (pid, st, a->api_socket, &a->vmm, &err) == 0
+      && recover_may_attach (a, &err))
     {
       ate_log (ATE_LOG_INFO, "recovered a running actor after a restart", "actor_id", a->id,
                "api_socket", a->api_socket, NULL);
@@ -122,8 +160,10 @@ recover_one (struct actor_runtime *rt, const char *path)
       actor_guest_reconnect (&rt->env, a, NULL, ate_deadline_in_ms (3000));
       return;
     }
-  ate_log (ATE_LOG_WARN, "cleaning up after an actor whose VMM is gone", "actor_id", a->id,
-           "error", err ? err->msg : "another actor is running", NULL);
+  ate_log (ATE_LOG_WARN,
+           a->vmm ? "cleaning up after an actor that is not re-attached"
+                  : "cleaning up after an actor whose VMM is gone",
+           "actor_id", a->id, "error", err ? err->msg : "another actor is running", NULL);
   ate_error_release (&err);
   if (teardown (rt, a, &err) < 0)
     ate_error_log_warning_and_release (&err, "cleanup after restart");
@@ -150,6 +190,14 @@ recover (struct actor_runtime *rt)
                                            ACTOR_STATE_FILE);
       if (ate_is_regular_file (path))
         recover_one (rt, path);
+    }
+  /* A server killed before its first state file (or between two) may have
+   * left an actor network behind: with no actor running, any is stale. */
+  if (rt->running == NULL)
+    {
+      cleanup_error struct ate_error *err = NULL;
+      if (net_actor_cleanup (rt->env.net, &err) < 0)
+        ate_error_log_warning_and_release (&err, "network cleanup after restart");
     }
 }
 
@@ -377,7 +425,7 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
     }
   free (steal_pointer (&rt->lost));
   a = actor_new (&rt->env, req);
-  actor_timing_init (&t);
+  actor_timing_init (&t, "RunWorkload");
   mark = t.start_ns;
   if (actor_disk_check_bundles (a, err) < 0)
     {
@@ -428,6 +476,7 @@ actor_run (struct actor_runtime *rt, const struct actor_request *req, ate_deadli
   /* 7. readiness */
   if (actor_guest_readyz (a, &t, deadline, err) < 0)
     goto fail;
+  a->ready = true;
   if (actor_state_save (a, err) < 0)
     goto fail;
   /* Done: a caller that goes away now finds it running when it retries. */
@@ -508,7 +557,7 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
       || strcmp (a->tmpl, req->tmpl) != 0)
     return checkpoint_not_running (rt, req, files, err);
 
-  actor_timing_init (&t);
+  actor_timing_init (&t, "CheckpointWorkload");
   mark = t.start_ns;
   actor_event (&rt->env, a, "Actor checkpointing");
   actor_marker_remove (a->dir);
@@ -541,6 +590,7 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
     }
   if (actor_marker_write (a->dir, list, &warn) < 0)
     ate_error_log_warning_and_release (&warn, "checkpoint marker not written");
+  actor_timing_step (&t, "files", &mark);
   /* 4. teardown (failures only logged: the snapshot is complete) */
   if (teardown (rt, a, &warn) < 0)
     ate_error_log_warning_and_release (&warn, "teardown after checkpoint");
@@ -558,15 +608,17 @@ actor_checkpoint (struct actor_runtime *rt, const struct actor_request *req,
 /* ---- RestoreWorkload ---- */
 
 static int
-restore_read_base_id (struct actor *a, const char *restore_dir, struct ate_error **err)
+restore_read_base_id (struct actor *a, const char *restore_dir, ate_deadline_t deadline,
+                      struct ate_error **err)
 {
   cleanup_free char *path = ate_path_join (restore_dir, ATE_BASE_ID_FILE);
   cleanup_free char *buf = NULL;
+  struct stat st;
   size_t len = 0;
 
-  if (!ate_path_exists (path))
+  if (lstat (path, &st) < 0 && errno == ENOENT)
     return 0; /* older snapshots: the lineage is the actor itself */
-  if (ate_read_file (path, 256, &buf, &len, err) < 0)
+  if (ate_untrusted_read (restore_dir, ATE_BASE_ID_FILE, 256, deadline, &buf, &len, err) < 0)
     return ate_error_wrap (err, "read the snapshot's base-id");
   while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ' || buf[len - 1] == '\r'
                      || buf[len - 1] == '\t'))
@@ -581,40 +633,38 @@ restore_read_base_id (struct actor *a, const char *restore_dir, struct ate_error
   return 0;
 }
 
-static int
-restore_rewrite_config (struct actor *a, const char *restore_dir, struct ate_error **err)
-{
-  cleanup_free struct ch_disk_repoint *disks = xcalloc (a->n_ctrs, sizeof (*disks));
-  struct ch_config_rewrite rw = { 0 };
-
-  for (size_t i = 0; i < a->n_ctrs; i++)
-    {
-      disks[i].basename = strrchr (a->ctrs[i].disk, '/') + 1;
-      disks[i].new_path = a->ctrs[i].disk;
-    }
-  rw.vsock_socket = a->vsock;
-  rw.serial_file = a->serial;
-  rw.disks = disks;
-  rw.n_disks = a->n_ctrs;
-  if (ch_snapshot_config_rewrite (restore_dir, &rw, err) < 0)
-    return ate_error_wrap (err, "rewrite the snapshot's config.json");
-  return 0;
-}
-
-/* The snapshot files atelet placed: present, of a format this server
- * restores, and their identity (before restore_prepare rewrites
- * config.json). */
+/* The snapshot files atelet placed: present, regular files directly in
+ * restore-state (nothing reads them before: a FIFO would block, a link
+ * would pick another file; docs/api.md, "What a snapshot may carry"), of
+ * a format this server restores, and their identity (before
+ * restore_prepare rewrites config.json). */
 static int
 restore_check_snapshot (const char *restore_dir, char *digest, struct ate_error **err)
 {
+  static const char *const files[] = { "config.json", "state.json", "memory-ranges",
+                                       ATE_BASE_ID_FILE };
   cleanup_free char *config = ate_path_join (restore_dir, "config.json");
+  struct stat st;
 
-  if (!ate_is_regular_file (config))
+  if (lstat (config, &st) < 0 && errno == ENOENT)
     return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
                                 "no snapshot in restore-state (config.json is missing): atelet "
                                 "downloads the snapshot files before the call");
-  if (ch_snapshot_check_format_file (restore_dir, err) < 0
-      || actor_snapshot_digest (restore_dir, digest, err) < 0)
+  if (ate_untrusted_check (restore_dir, "config.json", ACTOR_SNAPSHOT_FILE_MAX, err) < 0)
+    return ate_error_wrap (err, "the snapshot in restore-state");
+  if (ch_snapshot_check_format_file (restore_dir, err) < 0)
+    return -1;
+  for (size_t i = 1; i < ATE_N_ELEMENTS (files); i++)
+    {
+      cleanup_free char *p = ate_path_join (restore_dir, files[i]);
+      /* base-id may be absent (older snapshots); the others are checked
+       * again where they are read. */
+      if (lstat (p, &st) < 0 && errno == ENOENT && i == ATE_N_ELEMENTS (files) - 1)
+        continue;
+      if (ate_untrusted_check (restore_dir, files[i], ACTOR_SNAPSHOT_FILE_MAX, err) < 0)
+        return ate_error_wrap (err, "the snapshot in restore-state");
+    }
+  if (actor_snapshot_digest (restore_dir, digest, err) < 0)
     return -1;
   return 0;
 }
@@ -627,7 +677,8 @@ restore_prepare (struct actor_runtime *rt, struct actor *a, const char *restore_
 
   if (kata_sandbox_cleanup (&rt->env.cfg.paths, a->id, err) < 0)
     return ate_error_wrap (err, "remove stale sandbox state");
-  if (restore_read_base_id (a, restore_dir, err) < 0 || restore_rewrite_config (a, restore_dir, err) < 0)
+  if (restore_read_base_id (a, restore_dir, deadline, err) < 0
+      || actor_vm_restore_config (&rt->env, a, restore_dir, deadline, err) < 0)
     return -1;
   actor_timing_step (t, "config", &mark);
   if (actor_disk_prepare_restore (&rt->env, a, restore_dir, deadline, err) < 0)
@@ -673,7 +724,7 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
   a = actor_new (&rt->env, req);
   a->restored = true;
   memcpy (a->snapshot_digest, digest, sizeof (digest));
-  actor_timing_init (&t);
+  actor_timing_init (&t, "RestoreWorkload");
   actor_event (&rt->env, a, "Actor restoring");
   actor_marker_remove (a->dir);
 
@@ -698,6 +749,9 @@ actor_restore (struct actor_runtime *rt, const struct actor_request *req,
     goto fail;
   /* 4. readiness */
   if (actor_guest_readyz (a, &t, deadline, err) < 0)
+    goto fail;
+  a->ready = true;
+  if (actor_state_save (a, err) < 0)
     goto fail;
   a->cancel = NULL;
   rt->running = a;

@@ -15,13 +15,17 @@
 
 #include "actor/disk.h"
 #include "actor/model.h"
+#include "kata/spec.h"
 #include "rootfs/rootfs.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/untrusted.h"
 #include "util/util.h"
 
 #define RESOLV_CONF_MAX (64u << 10)
+/* A shipped golden disk is an ext4 image of at most this size. */
+#define ROOTFS_SHIPPED_MAX (1ULL << 40)
 /* 2024-01-01T00:00:00Z, the rootfs builder's fixed time. */
 #define RESOLV_CONF_TIME 1704067200
 
@@ -155,16 +159,21 @@ check_bundle (const struct actor_ctr *c, struct ate_error **err)
 {
   cleanup_free char *rootfs = ate_path_join (c->bundle, "rootfs");
   cleanup_free char *config = ate_path_join (c->bundle, "config.json");
-  if (!ate_is_dir (rootfs))
+  struct stat st;
+
+  if (lstat (rootfs, &st) < 0 || !S_ISDIR (st.st_mode))
     return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
-                                "OCI bundle of container %s has no rootfs at `%s` "
+                                "OCI bundle of container %s has no rootfs directory at `%s` "
                                 "(atelet prepares it before the call)",
                                 c->name, rootfs);
-  if (!ate_is_regular_file (config))
+  if (lstat (config, &st) < 0 && errno == ENOENT)
     return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, ENOENT,
                                 "OCI bundle of container %s has no config.json at `%s` "
                                 "(atelet prepares it before the call)",
                                 c->name, config);
+  /* Present but a FIFO, a link, a directory...: say what it is. */
+  if (ate_untrusted_check (c->bundle, "config.json", KATA_SPEC_MAX_SIZE, err) < 0)
+    return ate_error_wrap (err, "OCI bundle of container %s", c->name);
   return 0;
 }
 
@@ -205,18 +214,25 @@ actor_disk_prepare_run (const struct actor_env *env, struct actor *a, ate_deadli
   return 0;
 }
 
-/* A template shipped with the snapshot becomes this node's template. */
+/* A golden disk shipped with the snapshot, as a path to reset from; NULL
+ * when there is none.  It is the snapshot's (untrusted) content: it may
+ * become this actor's disk, never a template another actor or lineage
+ * gets (docs/api.md, "What a snapshot may carry"). */
 static int
-import_shipped (const struct actor_env *env, const struct actor *a, size_t i, const char *key,
-                const char *restore_dir, struct ate_error **err)
+shipped_golden (const struct actor *a, size_t i, const char *restore_dir, char **path,
+                struct ate_error **err)
 {
   cleanup_free char *name = shipped_name (a, i);
   cleanup_free char *file = ate_path_join (restore_dir, name);
-  if (!ate_is_regular_file (file))
+  struct stat st;
+
+  *path = NULL;
+  if (lstat (file, &st) < 0 && errno == ENOENT)
     return 0;
-  if (rootfs_golden_import (env->rootfs, key, file, err) < 0)
-    return ate_error_wrap (err, "install the golden disk shipped with the snapshot");
-  return 1;
+  if (ate_untrusted_check (restore_dir, name, ROOTFS_SHIPPED_MAX, err) < 0)
+    return ate_error_wrap (err, "the golden disk shipped with the snapshot");
+  *path = steal_pointer (&file);
+  return 0;
 }
 
 int
@@ -232,12 +248,15 @@ actor_disk_prepare_restore (const struct actor_env *env, struct actor *a, const 
       cleanup_free char *tmpl = NULL;
       struct rootfs_outcome o;
 
-      if (!rootfs_golden_exists (env->rootfs, key)
-          && import_shipped (env, a, i, key, restore_dir, err) < 0)
-        return -1;
+      /* The lineage's template on this node (made by its own Run here),
+       * else the disk shipped with this snapshot, used for this actor
+       * only. */
       if (rootfs_golden_exists (env->rootfs, key))
+        tmpl = rootfs_golden_path (env->rootfs, key);
+      else if (shipped_golden (a, i, restore_dir, &tmpl, err) < 0)
+        return -1;
+      if (tmpl)
         {
-          tmpl = rootfs_golden_path (env->rootfs, key);
           if (rootfs_golden_reset (env->rootfs, tmpl, c->disk, deadline, err) < 0)
             return ate_error_wrap (err, "reset the rootfs of %s to its golden template", c->name);
           ate_log (ATE_LOG_INFO, "rootfs disk reset to golden", "actor_id", a->id, "container",
@@ -245,7 +264,10 @@ actor_disk_prepare_restore (const struct actor_env *env, struct actor *a, const 
           continue;
         }
       /* No template on this node: rebuild from the image, deterministically
-       * (the guest has the golden disk's metadata cached). */
+       * (the guest has the golden disk's metadata cached).  The rebuild is
+       * this actor's bundle, so it is not kept as the lineage's template
+       * (the rootfs cache makes the next rebuild of the same content
+       * cheap). */
       if (check_bundle (c, err) < 0)
         return -1;
       if (!wrote_resolv && write_resolv_conf (env, a, err) < 0)
@@ -255,11 +277,6 @@ actor_disk_prepare_restore (const struct actor_env *env, struct actor *a, const 
       if (rootfs_disk_rebuild_ex (env->rootfs, src, c->disk, deadline, &o, err) < 0)
         return ate_error_wrap (err, "rebuild the rootfs disk of container %s", c->name);
       log_outcome (a, c, &o);
-      /* The fresh rebuild is the golden disk (builds are deterministic):
-       * keep it as this node's template before the guest writes to it. */
-      if (rootfs_golden_save_ex (env->rootfs, key, c->disk, false, err) < 0)
-        return ate_error_wrap (err, "keep the rebuilt rootfs of %s as the golden template",
-                               c->name);
     }
   return 0;
 }

@@ -94,6 +94,7 @@ struct actor
    * converges instead of restoring twice.  Empty otherwise. */
   char snapshot_digest[ACTOR_DIGEST_HEX + 1];
   const struct ate_cancel *cancel; /* the activating call's (NULL once it ran) */
+  bool ready;        /* the Run or Restore completed (a restart may re-attach) */
   struct actor_ctr *ctrs;
   size_t n_ctrs;
 

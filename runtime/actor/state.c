@@ -45,6 +45,7 @@ actor_state_save (const struct actor *a, struct ate_error **err)
   json_object_object_add (o, "restored", json_object_new_boolean (a->restored));
   if (a->snapshot_digest[0])
     json_object_object_add (o, "snapshot_digest", json_object_new_string (a->snapshot_digest));
+  json_object_object_add (o, "ready", json_object_new_boolean (a->ready));
   if (a->vmm)
     {
       json_object_object_add (o, "vmm_pid", json_object_new_int64 (ch_vmm_pid (a->vmm)));
@@ -96,6 +97,8 @@ actor_state_parse (const struct actor_env *env, struct json_object *o, pid_t *pi
   if (ate_json_get_string (o, "snapshot_digest")
       && strlen (ate_json_get_string (o, "snapshot_digest")) == ACTOR_DIGEST_HEX)
     memcpy (a->snapshot_digest, ate_json_get_string (o, "snapshot_digest"), ACTOR_DIGEST_HEX + 1);
+  /* Written by an older server: its actors were saved once ready. */
+  a->ready = !json_object_object_get_ex (o, "ready", &v) || json_object_get_boolean (v);
   *pid = json_object_object_get_ex (o, "vmm_pid", &v) ? (pid_t) json_object_get_int64 (v) : 0;
   *starttime = json_object_object_get_ex (o, "vmm_starttime", &v) ? json_object_get_uint64 (v) : 0;
   return a;

@@ -7,15 +7,18 @@
 #include "actor/model.h"
 #include "actor/timing.h"
 #include "util/json.h"
+#include "util/killpoint.h"
 #include "util/log.h"
 #include "util/util.h"
 
 void
-actor_timing_init (struct actor_timing *t)
+actor_timing_init (struct actor_timing *t, const char *rpc)
 {
   memset (t, 0, sizeof (*t));
+  t->rpc = rpc;
   t->start_ns = ate_now_ns ();
   t->steps = json_object_new_object ();
+  ate_killpoint (rpc, "start");
 }
 
 void
@@ -27,6 +30,7 @@ actor_timing_step (struct actor_timing *t, const char *step, int64_t *mark)
   cleanup_free char *key = xasprintf ("%s_ms", step);
   json_object_object_add (t->steps, key, ate_json_new_ms ((double) (now - *mark) / 1e6));
   *mark = now;
+  ate_killpoint (t->rpc, step);
 }
 
 void
@@ -36,6 +40,7 @@ actor_timing_add (struct actor_timing *t, const char *step, int64_t ns)
     return;
   cleanup_free char *key = xasprintf ("%s_ms", step);
   json_object_object_add (t->steps, key, ate_json_new_ms ((double) ns / 1e6));
+  ate_killpoint (t->rpc, step);
 }
 
 void

@@ -17,6 +17,7 @@ struct json_object;
 
 struct actor_timing
 {
+  const char *rpc;   /* "RunWorkload", ...: scope of the step names */
   int64_t start_ns;
   int64_t vmm_ns;    /* waiting on cloud-hypervisor */
   int64_t agent_ns;  /* waiting on the kata agent */
@@ -36,7 +37,10 @@ struct actor_timing
 #define ACTOR_VMM_CALL(t, expr) ACTOR_TIMED (t, vmm_ns, expr)
 #define ACTOR_AGENT_CALL(t, expr) ACTOR_TIMED (t, agent_ns, expr)
 
-void actor_timing_init (struct actor_timing *t);
+/* Every recorded step (and "start") is also a test kill point
+ * "<rpc>/<step>" (util/killpoint.h): the crash-recovery test kills the
+ * server at each of them. */
+void actor_timing_init (struct actor_timing *t, const char *rpc);
 /* Record "<step>_ms" = now - *mark and move *mark to now. */
 void actor_timing_step (struct actor_timing *t, const char *step, int64_t *mark);
 /* Record "<step>_ms" = ns (a step timed elsewhere, e.g. on a thread). */

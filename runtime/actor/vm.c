@@ -19,9 +19,43 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/untrusted.h"
 #include "util/util.h"
 
 #define MIB (1024ULL * 1024ULL)
+/* Bounds on the files handed to cloud-hypervisor for a caller
+ * (docs/api.md, "Files the server opens for a caller"). */
+#define KERNEL_MAX (512ULL * MIB)
+#define IMAGE_MAX (1ULL << 40)
+#define STATE_JSON_MAX (256ULL * MIB)
+#define MEMORY_RANGES_MAX (1ULL << 42)
+#define RNG_SRC "/dev/urandom"
+#define VSOCK_CID 3
+#define IMAGE_TYPE "Raw"
+
+/* The kernel and the image are the caller's assets: regular files (a
+ * FIFO would block cloud-hypervisor's open), bounded. */
+static int
+check_assets (const struct actor *a, struct ate_error **err)
+{
+  if (a->kata_kernel == NULL || a->kata_image == NULL)
+    return ate_error_make_code (err, ATE_CODE_FAILED_PRECONDITION, 0,
+                                "the kata-kernel and kata-image runtime assets are required");
+  if (ate_untrusted_check (NULL, a->kata_kernel, KERNEL_MAX, err) < 0)
+    return ate_error_wrap (err, "the kata-kernel asset");
+  if (ate_untrusted_check (NULL, a->kata_image, IMAGE_MAX, err) < 0)
+    return ate_error_wrap (err, "the kata-image asset");
+  return 0;
+}
+
+/* Disk i of the VM: the kata image read-only, then one writable rootfs
+ * per container.  One place for vm.create and the restore configuration,
+ * so a restore expects exactly what a Run creates. */
+static const char *
+disk_path (const struct actor *a, size_t i)
+{
+  return i == 0 ? a->kata_image : a->ctrs[i - 1].disk;
+}
 
 int
 actor_vm_launch (struct actor *a, const char *socket_name,
@@ -55,16 +89,18 @@ actor_vm_create (const struct actor_env *env, struct actor *a, struct actor_timi
   cleanup_free char *cmdline = NULL;
   int r;
 
+  if (check_assets (a, err) < 0)
+    return -1;
   if (kata_config_load (a->kata_config, &kc, err) < 0)
     return ate_error_wrap (err, "read the kata configuration");
   cmdline = kata_kernel_cmdline (env->arch, kc.kernel_params, env->cfg.kata_debug);
   for (size_t i = 0; i <= a->n_ctrs; i++)
     {
-      disks[i].path = i == 0 ? a->kata_image : a->ctrs[i - 1].disk;
+      disks[i].path = disk_path (a, i);
       disks[i].readonly = i == 0;
       disks[i].num_queues = (uint32_t) kc.vcpus;
       disks[i].queue_size = 1024;
-      disks[i].image_type = "Raw";
+      disks[i].image_type = IMAGE_TYPE;
     }
   vc.boot_vcpus = vc.max_vcpus = (uint32_t) kc.vcpus;
   vc.memory_size = (uint64_t) kc.memory_mib * MIB;
@@ -73,9 +109,9 @@ actor_vm_create (const struct actor_env *env, struct actor *a, struct actor_timi
   vc.cmdline = cmdline;
   vc.disks = disks;
   vc.n_disks = a->n_ctrs + 1;
-  vc.rng_src = "/dev/urandom";
+  vc.rng_src = RNG_SRC;
   vc.serial_file = a->serial;
-  vc.vsock_cid = 3;
+  vc.vsock_cid = VSOCK_CID;
   vc.vsock_socket = a->vsock;
   r = ACTOR_VMM_CALL (t, ch_vm_create (a->api_socket, &vc, deadline, err));
   kata_config_release (&kc);
@@ -105,6 +141,49 @@ actor_vm_add_net_boot (const struct actor_env *env, struct actor *a, struct acto
     return ate_error_wrap (err, "vm.boot");
   actor_timing_step (t, "vm_boot", &mark);
   return 0;
+}
+
+/* The snapshot's files are untrusted (docs/api.md, "What a snapshot may
+ * carry"): regular files beneath restore-state, then a configuration built
+ * from this server's own assets and paths. */
+int
+actor_vm_restore_config (const struct actor_env *env, struct actor *a, const char *restore_dir,
+                         ate_deadline_t deadline, struct ate_error **err)
+{
+  struct kata_config kc = { 0 };
+  struct ch_restore_expect exp = { 0 };
+  cleanup_free struct ch_expected_disk *disks = xcalloc (a->n_ctrs + 1, sizeof (*disks));
+  cleanup_free char *cmdline = NULL;
+  int r;
+
+  if (ate_untrusted_check (restore_dir, "state.json", STATE_JSON_MAX, err) < 0
+      || ate_untrusted_check (restore_dir, "memory-ranges", MEMORY_RANGES_MAX, err) < 0)
+    return ate_error_wrap (err, "the snapshot in restore-state");
+  if (check_assets (a, err) < 0)
+    return -1;
+  if (kata_config_load (a->kata_config, &kc, err) < 0)
+    return ate_error_wrap (err, "read the kata configuration");
+  cmdline = kata_kernel_cmdline (env->arch, kc.kernel_params, env->cfg.kata_debug);
+  for (size_t i = 0; i <= a->n_ctrs; i++)
+    {
+      disks[i].path = disk_path (a, i);
+      disks[i].readonly = i == 0;
+      disks[i].image_type = IMAGE_TYPE;
+    }
+  exp.kernel = a->kata_kernel;
+  exp.cmdline = cmdline;
+  exp.vcpus = (uint32_t) kc.vcpus;
+  exp.memory_size = (uint64_t) kc.memory_mib * MIB;
+  exp.disks = disks;
+  exp.n_disks = a->n_ctrs + 1;
+  exp.rng_src = RNG_SRC;
+  exp.serial_file = a->serial;
+  exp.vsock_socket = a->vsock;
+  exp.vsock_cid = VSOCK_CID;
+  exp.net_mac = ACTOR_TAP_MAC;
+  r = ch_restore_config_sanitise (restore_dir, &exp, deadline, err);
+  kata_config_release (&kc);
+  return r;
 }
 
 /* One tap per net device of the snapshot, fds in device order. */
@@ -208,11 +287,43 @@ fail:
   return -1;
 }
 
+/* Move the complete snapshot from the staging directory into dir, file by
+ * file (rename: a final name never holds a torn file), then remove the
+ * staging directory. */
+static int
+publish_snapshot (const char *staging, const char *dir, struct ate_error **err)
+{
+  cleanup_strv char **files = NULL;
+
+  if (actor_list_files (staging, &files, err) < 0)
+    return -1;
+  if (ate_rm_rf (dir, err) < 0 || ate_mkdir_p (dir, 0700, err) < 0)
+    return ate_error_wrap (err, "prepare the checkpoint directory");
+  for (char **f = files; *f; f++)
+    {
+      cleanup_free char *from = ate_path_join (staging, *f);
+      cleanup_free char *to = ate_path_join (dir, *f);
+      if (rename (from, to) < 0)
+        return ate_error_make (err, errno, "move `%s` into `%s`", from, dir);
+    }
+  {
+    /* fsync of the directory holding <dir>/<any name>, i.e. dir itself. */
+    cleanup_free char *inside = ate_path_join (dir, ".");
+    if (ate_fsync_dir_of (inside, err) < 0)
+      return -1;
+  }
+  return ate_rm_rf (staging, err);
+}
+
 int
 actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
                      ate_deadline_t deadline, struct ate_error **err)
 {
-  cleanup_free char *base_id_file = ate_path_join (dir, ATE_BASE_ID_FILE);
+  /* cloud-hypervisor writes into a staging directory beside the final one
+   * (same file system): a snapshot cut short (ENOSPC, a crash) leaves no
+   * partial file under a final name. */
+  cleanup_free char *staging = xasprintf ("%s.staging", dir);
+  cleanup_free char *base_id_file = ate_path_join (staging, ATE_BASE_ID_FILE);
   int64_t mark = ate_now_ns ();
 
   if (ACTOR_VMM_CALL (t, ch_ping (a->api_socket, NULL,
@@ -223,27 +334,34 @@ actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
   if (ACTOR_VMM_CALL (t, ch_vm_pause (a->api_socket, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.pause");
   actor_timing_step (t, "pause", &mark);
-  if (ate_rm_rf (dir, err) < 0 || ate_mkdir_p (dir, 0700, err) < 0)
+  if (ate_rm_rf (dir, err) < 0 || ate_mkdir_p (dir, 0700, err) < 0
+      || ate_rm_rf (staging, err) < 0 || ate_mkdir_p (staging, 0700, err) < 0)
     return ate_error_wrap (err, "prepare the checkpoint directory");
   /* The lineage id, exact bytes, no newline (docs/architecture.md,
    * "Lineage"). */
   if (ate_write_file (base_id_file, a->base_id, strlen (a->base_id), 0600, err) < 0)
     return -1;
-  if (ACTOR_VMM_CALL (t, ch_vm_snapshot (a->api_socket, dir, deadline, err)) < 0)
-    return ate_error_wrap (err, "vm.snapshot");
+  if (ACTOR_VMM_CALL (t, ch_vm_snapshot (a->api_socket, staging, deadline, err)) < 0)
+    {
+      ate_error_wrap (err, "vm.snapshot");
+      goto fail;
+    }
   actor_timing_step (t, "snapshot", &mark);
   if (a->restore_src)
     {
       cleanup_free char *src = ate_path_join (a->restore_src, "memory-ranges");
       cleanup_free char *kept = ate_path_join (a->dir, ACTOR_RESTORE_BASE);
-      cleanup_free char *delta = ate_path_join (dir, "memory-ranges");
+      cleanup_free char *delta = ate_path_join (staging, "memory-ranges");
       /* The link to what the VM was restored from, whatever atelet did to
        * restore-state/ since (a merge interrupted by a crash left its work
        * under the delta's name: ch_merge_recover finds it by that name). */
       const char *base = ate_path_exists (kept) || !ate_path_exists (src) ? kept : src;
       struct stat ms, ss;
       if (ch_merge_delta_into_base (base, delta, err) < 0)
-        return ate_error_wrap (err, "merge the on-demand snapshot delta into its base");
+        {
+          ate_error_wrap (err, "merge the on-demand snapshot delta into its base");
+          goto fail;
+        }
       /* The merge took the base's blocks: a restore-state name still on
        * them is no restore source any more. */
       if (stat (delta, &ms) == 0 && stat (src, &ss) == 0 && ms.st_dev == ss.st_dev
@@ -251,7 +369,18 @@ actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
         unlink (src);
       actor_timing_step (t, "merge", &mark);
     }
+  if (publish_snapshot (staging, dir, err) < 0)
+    return ate_error_wrap (err, "publish the snapshot");
   return 0;
+
+fail:
+  {
+    /* Free the space a cut-short snapshot took (a retry starts over). */
+    struct ate_error *e = NULL;
+    if (ate_rm_rf (staging, &e) < 0)
+      ate_error_log_warning_and_release (&e, "remove the staging directory");
+  }
+  return -1;
 }
 
 void

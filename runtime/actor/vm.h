@@ -31,6 +31,12 @@ int actor_vm_create (const struct actor_env *env, struct actor *a, struct actor_
                      ate_deadline_t deadline, struct ate_error **err);
 int actor_vm_add_net_boot (const struct actor_env *env, struct actor *a, struct actor_timing *t,
                            ate_deadline_t deadline, struct ate_error **err);
+/* Check restore-state's files and replace its config.json by the one
+ * built from this server's assets and paths (ch/restore_config.h);
+ * FAILED_PRECONDITION naming the member or file otherwise. */
+int actor_vm_restore_config (const struct actor_env *env, struct actor *a,
+                             const char *restore_dir, ate_deadline_t deadline,
+                             struct ate_error **err);
 /* Taps for the snapshot's net devices, vm.restore (memory mode by CH
  * version and --restore-memory-mode), vm.resume. */
 int actor_vm_restore (const struct actor_env *env, struct actor *a, const char *restore_dir,

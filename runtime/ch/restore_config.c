@@ -44,7 +44,6 @@ enum rule_kind
   R_PCI_SEG, /* < num_pci_segments */
   R_PCI_DEV, /* 0..31 */
   R_OWN,     /* checked and rebuilt by the caller */
-  R_DROP,    /* ignored (e.g. net fds: the restore sends new ones) */
 };
 
 struct rule
@@ -221,7 +220,6 @@ apply_rules (struct ctx *c, const char *where, struct json_object *in, const str
         copy = true;
         break;
       case R_OWN:
-      case R_DROP:
         break;
       }
     if (copy)
@@ -449,7 +447,7 @@ static const struct rule net_rules[] = {
   EMPTY ("tap"), ENUM ("ip", default_ip), ENUM ("mask", default_mask), OWN ("mac"),
   EMPTY ("host_mac"), INT ("mtu", 68, 65535), EMPTY ("iommu"), OWN ("num_queues"),
   INT ("queue_size", 1, 32768), EMPTY ("vhost_user"), EMPTY ("vhost_socket"),
-  ENUM ("vhost_mode", vhost_client), { "fds", R_DROP, 0, 0, NULL }, EMPTY ("rate_limiter_config"),
+  ENUM ("vhost_mode", vhost_client), OWN ("fds"), EMPTY ("rate_limiter_config"),
   BOOL ("offload_tso"), BOOL ("offload_ufo"), BOOL ("offload_csum"), DEVICE_IDS,
   { NULL, 0, 0, 0, NULL }
 };
@@ -470,8 +468,9 @@ build_net (struct ctx *c, size_t i, struct json_object *in, struct json_object *
            struct ate_error **err)
 {
   char where[32];
-  struct json_object *v;
+  struct json_object *v, *fds;
   const char *mac;
+  size_t pairs = 1; /* CH's default num_queues is 2 */
 
   snprintf (where, sizeof (where), "net[%zu]", i);
   if (apply_rules (c, where, in, net_rules, out, err) < 0)
@@ -494,7 +493,22 @@ build_net (struct ctx *c, size_t i, struct json_object *in, struct json_object *
       if (json_object_get_int64 (v) % 2)
         return refuse (err, "%s.num_queues must be even (one tap per queue pair)", where);
       json_object_object_add (out, "num_queues", json_object_get (v));
+      pairs = (size_t) json_object_get_int64 (v) / 2;
     }
+  /* The restore hands the server's own taps, one fd per queue pair; the
+   * numbers in the snapshot are stale placeholders. */
+  if (json_object_object_get_ex (in, "fds", &v) && !json_object_is_type (v, json_type_null))
+    {
+      if (!json_object_is_type (v, json_type_array) || json_object_array_length (v) != pairs)
+        return refuse (err, "%s.fds must hold one entry per queue pair", where);
+      for (size_t k = 0; k < pairs; k++)
+        if (!json_object_is_type (json_object_array_get_idx (v, k), json_type_int))
+          return refuse (err, "%s.fds must hold integers", where);
+    }
+  fds = json_object_new_array ();
+  for (size_t k = 0; k < pairs; k++)
+    json_object_array_add (fds, json_object_new_int (-1));
+  json_object_object_add (out, "fds", fds);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/killpoint.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/proc.h"
@@ -298,6 +299,9 @@ ch_vmm_stop (struct ch_vmm *vmm, ate_deadline_t deadline, struct ate_error **err
     goto out;
   if (ch_vm_shutdown (vmm->socket, deadline, &e) < 0)
     ate_error_release (&e); /* there may be no VM: not an error */
+  /* The crash-recovery test's kill between vm.shutdown and the VMM's exit
+   * (a shut-down VMM found at start-up). */
+  ate_killpoint ("vmm", "vm_shutdown");
   if (ch_vmm_shutdown (vmm->socket, deadline, &e) < 0)
     ret = -1;
   else if (ate_proc_wait (vmm->proc, deadline, &status, &e) < 0)

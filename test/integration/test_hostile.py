@@ -5,6 +5,8 @@ ends in a clear status before anything runs, and the worker stays usable."""
 
 import json
 import os
+import shutil
+import signal
 import time
 
 import grpc
@@ -64,6 +66,162 @@ class BundleTest(PodTest):
         self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
         self.assertIn("nested deeper than 512 directories", msg)
         self.assertNotIn("symbolic links", msg)
+
+    def test_fifo_config_json_says_fifo(self):
+        pod = self.pod()
+        pod.prepare(NS, TMPL, "a1")
+        cfg = self.bundle_config(pod, "a1")
+        os.unlink(cfg)
+        os.mkfifo(cfg)
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "a1", unpack=False, timeout=20))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertIn("config.json` is a FIFO, not a regular file", msg)
+
+
+class SnapshotTest(PodTest):
+    """restore-state comes from object storage: nothing in it may pick a
+    host file or device, and a refused snapshot leaves the worker usable."""
+
+    def snapshot(self, pod, actor="a1", **kw):
+        pod.prepare(NS, TMPL, actor)
+        pod.run(NS, TMPL, actor)
+        self.assertEqual(pod.count(), 1)
+        store = os.path.join(pod.server.tmp, "store-" + actor)
+        files = pod.checkpoint(NS, TMPL, actor)
+        pod.ship(NS, TMPL, actor, files, store)
+        return store
+
+    def variant(self, pod, store, name, edit=None, files=None):
+        """A copy of store with config.json edited (edit(cfg) -> cfg) or
+        files replaced (files(dir))."""
+        dst = os.path.join(pod.server.tmp, "v-" + name)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.makedirs(dst)
+        for f in os.listdir(store):  # links: memory-ranges is large and sparse
+            if not (edit and f == "config.json"):
+                os.link(os.path.join(store, f), os.path.join(dst, f))
+        if edit:
+            with open(os.path.join(store, "config.json")) as f:
+                cfg = json.load(f)
+            with open(os.path.join(dst, "config.json"), "w") as f:
+                json.dump(edit(cfg) or cfg, f)
+        if files:
+            files(dst)
+        return dst
+
+    def vmm_starts(self, pod):
+        return pod.server.log().count('"msg":"cloud-hypervisor ready"')
+
+    def restore_refused(self, pod, store, needle, actor="a1"):
+        before = self.vmm_starts(pod)
+        pod.unship(store, NS, TMPL, actor)
+        code, msg = code_of(lambda: pod.restore(NS, TMPL, actor, unpack=False, timeout=20))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertIn(needle, msg)
+        # Refused before cloud-hypervisor started.
+        self.assertEqual(self.vmm_starts(pod), before, msg)
+        return msg
+
+    def test_config_json_cannot_pick_host_files(self):
+        pod = self.pod()
+        store = self.snapshot(pod)
+
+        def disk_path(path, i=1):
+            def edit(cfg):
+                cfg["disks"][i]["path"] = path
+            return edit
+
+        def add(key, value):
+            def edit(cfg):
+                cfg[key] = value
+            return edit
+
+        def sub(key, member, value):
+            def edit(cfg):
+                cfg.setdefault(key, {})[member] = value
+            return edit
+
+        def extra_disk(cfg):
+            cfg["disks"].append({"path": "/etc/shadow", "readonly": False})
+
+        other = pod.actor_dir(NS, TMPL, "a2") + "/actor-rootfs-x.ext4"
+        cases = [
+            ("shadow", disk_path("/etc/shadow"), "disks[1].path"),
+            ("other-actor", disk_path(other), "disks[1].path"),
+            ("extra", extra_disk, "disks has 3 entries"),
+            ("console", add("console", {"mode": "File", "file": "/etc/cron.d/x"}), "console"),
+            ("pmem", add("pmem", [{"file": "/etc/shadow", "size": 4096}]), "pmem"),
+            ("vfio", add("devices", [{"path": "/sys/bus/pci/devices/0000:00:02.0"}]), "devices"),
+            ("fs", add("fs", [{"tag": "x", "socket": "/run/containerd/containerd.sock",
+                               "num_queues": 1, "queue_size": 1024}]), "fs"),
+            ("vdpa", add("vdpa", [{"path": "/dev/vhost-vdpa-0", "num_queues": 1}]), "vdpa"),
+            ("user", add("user_devices", [{"socket": "/run/containerd/containerd.sock"}]),
+             "user_devices"),
+            ("rng", sub("rng", "src", "/dev/vda"), "rng.src"),
+            ("initramfs", sub("payload", "initramfs", "/etc/shadow"), "payload.initramfs"),
+            ("firmware", sub("payload", "firmware", "/etc/shadow"), "payload.firmware"),
+            ("serial", add("serial", {"mode": "Socket", "socket": "/tmp/x.sock"}), "serial."),
+        ]
+        for name, edit, needle in cases:
+            with self.subTest(case=name):
+                self.restore_refused(pod, self.variant(pod, store, name, edit=edit), needle)
+        # The real snapshot still restores: nothing was left behind.
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", unpack=False)
+        self.assertEqual(pod.count(), 2)
+        pod.checkpoint(NS, TMPL, "a1")
+
+    def test_restore_state_files_must_be_regular(self):
+        pod = self.pod()
+        store = self.snapshot(pod)
+
+        def symlink_ranges(d):
+            target = os.path.join(pod.server.tmp, "ranges-elsewhere")
+            shutil.move(os.path.join(d, "memory-ranges"), target)
+            os.symlink(target, os.path.join(d, "memory-ranges"))
+
+        def fifo(name):
+            def make(d):
+                os.unlink(os.path.join(d, name))
+                os.mkfifo(os.path.join(d, name))
+            return make
+
+        # cp in unship copies a symlink's target: put the link in place
+        # after unshipping.
+        for name, make, needle in [
+                ("ranges-link", symlink_ranges, "memory-ranges` is a symbolic link"),
+                ("ranges-fifo", fifo("memory-ranges"), "memory-ranges` is a FIFO"),
+                ("state-fifo", fifo("state.json"), "state.json` is a FIFO"),
+                ("config-fifo", fifo("config.json"), "config.json` is a FIFO"),
+                ("base-id-fifo", fifo("base-id"), "base-id` is a FIFO")]:
+            with self.subTest(case=name):
+                pod.unship(store, NS, TMPL, "a1")
+                make(os.path.join(pod.actor_dir(NS, TMPL, "a1"), "restore-state"))
+                t0 = time.time()
+                code, msg = code_of(lambda: pod.restore(NS, TMPL, "a1", unpack=False, timeout=20))
+                self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+                self.assertIn(needle, msg)
+                self.assertLess(time.time() - t0, 10)
+        # The worker is not blocked: the real snapshot restores and the
+        # actor can be saved again.
+        pod.unship(store, NS, TMPL, "a1")
+        pod.restore(NS, TMPL, "a1", unpack=False)
+        self.assertEqual(pod.count(), 2)
+        self.assertIn("memory-ranges", pod.checkpoint(NS, TMPL, "a1"))
+
+    def test_fifo_kernel_asset_fails_at_once(self):
+        pod = self.pod()
+        fifo = os.path.join(pod.assets_dir, "vmlinux-fifo")
+        os.mkfifo(fifo)
+        good = pod.assets["kata-kernel"]
+        pod.prepare(NS, TMPL, "a1")
+        pod.assets["kata-kernel"] = fifo
+        code, msg = code_of(lambda: pod.run(NS, TMPL, "a1", timeout=20))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, msg)
+        self.assertIn("is a FIFO", msg)
+        pod.assets["kata-kernel"] = good
+        pod.run(NS, TMPL, "a1")
+        pod.checkpoint(NS, TMPL, "a1")
 
 
 if __name__ == "__main__":

@@ -287,7 +287,7 @@ test_golden_kept_shipped_and_reset (void **state)
 }
 
 static void
-test_restore_without_template_rebuilds_and_keeps_it (void **state)
+test_restore_without_template_rebuilds_for_this_actor_only (void **state)
 {
   struct fx *f = *state;
   struct actor *a = f->a;
@@ -301,8 +301,9 @@ test_restore_without_template_rebuilds_and_keeps_it (void **state)
   assert_false (rootfs_golden_exists (f->env.rootfs, key));
   must (actor_disk_prepare_restore (&f->env, a, restore, soon (), &err), &err, "prepare restore");
   assert_resolv_conf (&a->ctrs[0]);
-  /* The rebuild is the lineage's template from now on. */
-  assert_true (rootfs_golden_exists (f->env.rootfs, key));
+  /* The rebuild is this actor's bundle: it never becomes the lineage's
+   * template (only the lineage's own Run makes one). */
+  assert_false (rootfs_golden_exists (f->env.rootfs, key));
 }
 
 int
@@ -314,7 +315,7 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_empty_resolv_conf_refused, setup, teardown),
     cmocka_unit_test_setup_teardown (test_golden_kept_shipped_and_reset, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_restore_without_template_rebuilds_and_keeps_it, setup,
+    cmocka_unit_test_setup_teardown (test_restore_without_template_rebuilds_for_this_actor_only, setup,
                                      teardown),
   };
   char *const probe[] = { "mkfs.ext4", "-V", NULL };

@@ -189,7 +189,7 @@ test_start_then_release (void **state)
   struct ate_error *err = NULL;
 
   boot (f);
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   must (actor_guest_start (&f->env, a, &t, soon (), &err), &err, "guest start");
   assert_non_null (a->agent);
   /* stdout and stderr of each container */
@@ -226,7 +226,7 @@ test_reconnect_after_release (void **state)
   must (actor_guest_start (&f->env, a, NULL, soon (), &err), &err, "guest start");
   actor_guest_release (a);
 
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   actor_guest_reconnect (&f->env, a, &t, soon ());
   assert_non_null (a->agent);
   assert_int_equal (a->n_pumps, 4);
@@ -389,7 +389,7 @@ test_readyz_probes (void **state)
   int ns = actor_ns ();
 
   /* No probe: nothing to wait for, no step. */
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   assert_int_equal (readyz_in (ns, a, &t, 300, &err), 0);
   assert_false (has_step (&t, "readyz_ms"));
 

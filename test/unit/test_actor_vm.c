@@ -228,7 +228,7 @@ test_launch_records_state_and_stop_reaps (void **state)
   struct json_object *st;
   pid_t pid;
 
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   must (actor_vm_launch (a, ACTOR_API_SOCKET, &t, soon (), &err), &err, "launch");
   assert_non_null (a->vmm);
   assert_true (ate_path_exists (a->api_socket));
@@ -300,7 +300,7 @@ test_create_from_resolved_assets (void **state)
   struct ate_error *err = NULL;
   struct json_object *body, *disks, *d;
 
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   must (actor_vm_launch (a, ACTOR_API_SOCKET, &t, soon (), &err), &err, "launch");
   must (actor_vm_create (&f->env, a, &t, soon (), &err), &err, "create");
   body = recorded_body (f, "/api/v1/vm.create");
@@ -338,7 +338,8 @@ test_create_without_kernel_fails (void **state)
 
   must (actor_vm_launch (a, ACTOR_API_SOCKET, NULL, soon (), &err), &err, "launch");
   assert_int_equal (actor_vm_create (&f->env, a, NULL, soon (), &err), -1);
-  assert_non_null (strstr (err->msg, "vm.create"));
+  assert_non_null (strstr (err->msg, "kata-kernel"));
+  assert_int_equal (err->code, ATE_CODE_FAILED_PRECONDITION);
   ate_error_release (&err);
   actor_vm_stop (a);
   actor_free (a);
@@ -392,7 +393,7 @@ test_checkpoint_writes_lineage_and_retries (void **state)
 
   free (a->base_id);
   a->base_id = xstrdup ("golden1");
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   must (actor_vm_checkpoint (a, dir, &t, soon (), &err), &err, "checkpoint");
   /* The lineage id, exact bytes. */
   assert_file_equals (base_id, "golden1");
@@ -449,7 +450,7 @@ test_restore_ondemand_then_checkpoint_merges (void **state)
   cleanup_free char *info = NULL;
   struct actor *a;
 
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   a = restored (f, "ondemand", &t, &restore_dir);
   assert_non_null (strstr (a->api_socket, ACTOR_API_SOCKET_RESTORE));
   assert_true (has_step (&t, "taps_ms"));
@@ -467,7 +468,7 @@ test_restore_ondemand_then_checkpoint_merges (void **state)
 
   /* The next snapshot is a delta: merged into its base. */
   cp2 = ate_path_join (a->dir, "checkpoint-2");
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   must (actor_vm_checkpoint (a, cp2, &t, soon (), &err), &err, "checkpoint after restore");
   assert_true (has_step (&t, "merge_ms"));
   actor_timing_release (&t);
@@ -544,7 +545,7 @@ test_add_net_boot_then_restore_with_tap (void **state)
   struct json_object *net;
 
   pod_up (f);
-  actor_timing_init (&t);
+  actor_timing_init (&t, "test");
   must (actor_vm_launch (a, ACTOR_API_SOCKET, &t, soon (), &err), &err, "launch");
   must (actor_vm_create (&f->env, a, &t, soon (), &err), &err, "create");
   must (actor_vm_add_net_boot (&f->env, a, &t, soon (), &err), &err, "add-net + boot");

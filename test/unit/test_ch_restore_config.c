@@ -161,7 +161,7 @@ test_build_rebuilds_host_paths (void **state)
   assert_true (json_object_object_get_ex (out, "net", &o));
   d = json_object_array_get_idx (o, 0);
   assert_string_equal (ate_json_get_string (d, "id"), "_net3");
-  assert_false (json_object_object_get_ex (d, "fds", NULL));
+  assert_non_null (strstr (text, "\"fds\":[-1]"));
   assert_true (json_object_object_get_ex (out, "vsock", &o));
   assert_string_equal (ate_json_get_string (o, "socket"), "/run/a1/clh.sock");
   assert_string_equal (ate_json_get_string (o, "id"), "_vsock4");
@@ -264,6 +264,8 @@ static const struct hostile cases[] = {
   { "net.0.mac", "\"02:00:00:00:00:09\"", "net[0].mac" },
   { "net.0.num_queues", "3", "net[0].num_queues" },
   { "net.0.id", NULL, "net[0].id" },
+  { "net.0.fds", "[3,4]", "net[0].fds" },
+  { "net.0.fds", "[\"x\"]", "net[0].fds" },
   { "platform.uuid", "\"x\"", "platform.uuid" },
   { "platform.num_pci_segments", "99", "platform.num_pci_segments" },
   { "rtc.iommu", "true", "rtc.iommu" },
