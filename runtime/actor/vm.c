@@ -315,6 +315,37 @@ publish_snapshot (const char *staging, const char *dir, struct ate_error **err)
   return ate_rm_rf (staging, err);
 }
 
+/* A retried checkpoint after an on-demand restore whose earlier attempt
+ * merged the delta into the base (the base's blocks moved into the merged
+ * file) and was then cut short (a crash before the marker): the merged file
+ * is the full memory now and must become the base, not be wiped with the
+ * staging or checkpoint directory.  An interrupted merge is finished
+ * first. */
+static int
+keep_merged_base (const struct actor *a, const char *staging, const char *dir,
+                  struct ate_error **err)
+{
+  cleanup_free char *src = ate_path_join (a->restore_src, "memory-ranges");
+  cleanup_free char *kept = ate_path_join (a->dir, ACTOR_RESTORE_BASE);
+  const char *const where[] = { staging, dir };
+
+  for (size_t i = 0; i < ATE_N_ELEMENTS (where); i++)
+    {
+      cleanup_free char *merged = ate_path_join (where[i], "memory-ranges");
+      const char *base = ate_path_exists (kept) || !ate_path_exists (src) ? kept : src;
+      if (ch_merge_recover (base, merged, err) < 0)
+        return -1;
+      if (ate_path_exists (kept) || ate_path_exists (src) || !ate_path_exists (merged))
+        continue;
+      if (rename (merged, kept) < 0)
+        return ate_error_make (err, errno, "keep the merged memory of an interrupted "
+                                           "checkpoint as the base");
+      ate_log (ATE_LOG_INFO, "merged memory of an interrupted checkpoint kept as its base",
+               "actor_id", a->id, NULL);
+    }
+  return 0;
+}
+
 int
 actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
                      ate_deadline_t deadline, struct ate_error **err)
@@ -334,6 +365,8 @@ actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
   if (ACTOR_VMM_CALL (t, ch_vm_pause (a->api_socket, deadline, err)) < 0)
     return ate_error_wrap (err, "vm.pause");
   actor_timing_step (t, "pause", &mark);
+  if (a->restore_src && keep_merged_base (a, staging, dir, err) < 0)
+    return -1;
   if (ate_rm_rf (dir, err) < 0 || ate_mkdir_p (dir, 0700, err) < 0
       || ate_rm_rf (staging, err) < 0 || ate_mkdir_p (staging, 0700, err) < 0)
     return ate_error_wrap (err, "prepare the checkpoint directory");
