@@ -373,7 +373,7 @@ actor_vm_checkpoint (struct actor *a, const char *dir, struct actor_timing *t,
   /* The lineage id, exact bytes, no newline (docs/architecture.md,
    * "Lineage"). */
   if (ate_write_file (base_id_file, a->base_id, strlen (a->base_id), 0600, err) < 0)
-    return -1;
+    goto fail;
   if (ACTOR_VMM_CALL (t, ch_vm_snapshot (a->api_socket, staging, deadline, err)) < 0)
     {
       ate_error_wrap (err, "vm.snapshot");

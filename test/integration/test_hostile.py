@@ -11,9 +11,9 @@ import time
 
 import grpc
 
-from actorenv import Pod
+from actorenv import Pod, sh
 from ateomtest import main
-from test_actor import NS, TMPL, PERSONALITY, PodTest, code_of
+from test_actor import NS, TMPL, PERSONALITY, SNAPSHOT_FILES, PodTest, code_of
 
 
 class AssetTest(PodTest):
@@ -222,6 +222,76 @@ class SnapshotTest(PodTest):
         pod.assets["kata-kernel"] = good
         pod.run(NS, TMPL, "a1")
         pod.checkpoint(NS, TMPL, "a1")
+
+
+class GoldenPoisonTest(PodTest):
+    def test_shipped_golden_disk_only_serves_its_own_actor(self):
+        # v2's real snapshot, with its golden disk shipped.
+        a = self.pod(extra_args=["--ship-golden-disk"])
+        a.prepare(NS, TMPL, "v2")
+        a.run(NS, TMPL, "v2")
+        self.assertEqual(a.count(), 1)
+        files = a.checkpoint(NS, TMPL, "v2")
+        self.assertIn("golden-rootfs.ext4", files)
+        store = os.path.join(a.server.tmp, "store-v2")
+        a.ship(NS, TMPL, "v2", files, store)
+        # An attacker's snapshot for x1: base-id names lineage v2 and it
+        # ships a planted golden disk.
+        evil = os.path.join(a.server.tmp, "store-x1")
+        os.makedirs(evil)
+        for f in files:
+            if f != "golden-rootfs.ext4":
+                os.link(os.path.join(store, f), os.path.join(evil, f))
+        planted = os.path.join(evil, "golden-rootfs.ext4")
+        sh("cp", "--sparse=always", os.path.join(store, "golden-rootfs.ext4"), planted)
+        with open(planted, "r+b") as f:
+            f.seek(2 << 20)
+            f.write(b"planted by another snapshot" * 100)
+        b = self.pod()
+        b.unship(evil, NS, TMPL, "x1")
+        code, msg = code_of(lambda: b.restore(NS, TMPL, "x1", unpack=False, timeout=30))
+        if code == grpc.StatusCode.OK:
+            b.checkpoint(NS, TMPL, "x1")
+        # v2's own restore on that node gets v2's disk, not the planted one.
+        b.unship(store, NS, TMPL, "v2")
+        b.restore(NS, TMPL, "v2", unpack=False)
+        self.assertEqual(b.count(), 2)
+        b.checkpoint(NS, TMPL, "v2")
+
+
+class FullDiskTest(PodTest):
+    def test_snapshot_cut_short_leaves_no_torn_file(self):
+        pod = self.pod()
+        actor = pod.actor_dir(NS, TMPL, "a1")
+        os.makedirs(actor)
+        sh("mount", "-t", "tmpfs", "-o", "size=96m", "ate-full", actor)
+        try:
+            pod.prepare(NS, TMPL, "a1")
+            pod.run(NS, TMPL, "a1")
+            self.assertEqual(pod.count(), 1)
+            filler = os.path.join(actor, "filler")
+            with open(filler, "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\xff" * (64 << 10))
+                        f.flush()
+                except OSError:
+                    pass
+            # Room for base-id and config.json, not for the memory.
+            os.truncate(filler, os.path.getsize(filler) - (32 << 10))
+            code, msg = code_of(lambda: pod.checkpoint(NS, TMPL, "a1"))
+            self.assertNotEqual(code, grpc.StatusCode.OK, msg)
+            self.assertIn("vm.snapshot", msg)
+            cp = os.path.join(actor, "checkpoint-state")
+            # No file under a final name, no half-written staging left.
+            self.assertEqual(os.listdir(cp) if os.path.isdir(cp) else [], [])
+            self.assertFalse(os.path.exists(cp + ".staging"))
+            self.assertFalse(os.path.exists(os.path.join(actor, "checkpoint-state.complete")))
+            # Space again: the retry completes.
+            os.unlink(filler)
+            self.assertEqual(pod.checkpoint(NS, TMPL, "a1"), SNAPSHOT_FILES)
+        finally:
+            sh("umount", "-l", actor, check=False)
 
 
 if __name__ == "__main__":
