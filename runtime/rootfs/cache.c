@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -88,6 +89,21 @@ parse_entry_name (const char *name, char *key)
   return true;
 }
 
+/* "<key>.fingerprint.tmp.<pid>.<n>" (ate_write_file_atomic) of a process
+ * that is gone: a server killed while writing an entry's fingerprint. */
+static bool
+stale_atomic_temp (const char *name)
+{
+  const char *t = strstr (name, ROOTFS_FINGERPRINT_SUFFIX ".tmp.");
+  long pid;
+  char *end;
+
+  if (t == NULL)
+    return false;
+  pid = strtol (t + strlen (ROOTFS_FINGERPRINT_SUFFIX ".tmp."), &end, 10);
+  return pid > 0 && *end == '.' && kill ((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
 /* Remove unheld temporaries of every entry (a crash during an insert). */
 static int
 cleanup_temps (struct rootfs_cache *c, struct ate_error **err)
@@ -102,6 +118,12 @@ cleanup_temps (struct rootfs_cache *c, struct ate_error **err)
     {
       char key[ROOTFS_CACHE_KEY_LEN + 1];
       char *dot = strchr (de->d_name, '.');
+      if (stale_atomic_temp (de->d_name))
+        {
+          if (unlinkat (dirfd (d), de->d_name, 0) == 0)
+            removed++;
+          continue;
+        }
       if (dot == NULL || !str_has_suffix (de->d_name, ROOTFS_TEMP_SUFFIX))
         continue;
       cleanup_free char *image = xstrndup (de->d_name, (size_t) (dot - de->d_name) + 5);
