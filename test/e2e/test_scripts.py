@@ -300,7 +300,8 @@ class ImageDemoTest(ScriptTestCase):
         commit = subprocess.run(["git", "-C", SOURCE, "rev-parse", "--short=12", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
         self.assertInOrder(commands(r.stdout), [
-            "mmdebstrap --variant=apt --mode=root bookworm %s/bookworm.tar.tmp" % work,
+            "mmdebstrap --variant=apt --mode=root bookworm %s/bookworm.partial.tar" % work,
+            "mv %s/bookworm.partial.tar %s/bookworm.tar" % (work, work),
             "hack/build-image.sh --engine buildah --tag localhost/ateom-microvm:image-demo "
             "--build-image localhost/ate-base/debian:12 --runtime-image "
             "localhost/ate-base/debian:12 --dry-run",
