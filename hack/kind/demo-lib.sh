@@ -33,6 +33,7 @@ worker_image=${ATE_IMAGE:-$REGISTRY/ateom-microvm:dev}
 router_port=${ATE_ROUTER_PORT:-8000}
 artifacts=${ATE_ARTIFACTS_DIR:-}
 control_plane_timeout=900
+server_config=""
 keep_actor=0
 skip_cluster=0
 skip_control_plane=0
@@ -56,6 +57,8 @@ demo_usage_common() {
   --control-plane-timeout S
                         seconds the upstream installer may take (900): it
                         has unbounded waits of its own
+  --server-config FILE  passed to create-cluster.sh: the server configuration
+                        file of every micro-VM node
   --keep-actor          leave the actor behind (default: it is suspended and
                         deleted at the end, also after a failure, so re-runs
                         do not fill the pool)
@@ -81,7 +84,7 @@ USAGE
 demo_parse_common() {
   case $1 in
     --cluster | --arch | --ch-version | --ch-sha256 | --substrate-dir | --kubectl-ate | \
-      --worker-image | --router-port | --artifacts | --control-plane-timeout)
+      --worker-image | --router-port | --artifacts | --control-plane-timeout | --server-config)
       [[ $# -ge 2 ]] || ate_die "$1 needs a value"
       case $1 in
         --cluster) cluster=$2 ;;
@@ -94,6 +97,7 @@ demo_parse_common() {
         --router-port) router_port=$2 ;;
         --artifacts) artifacts=$2 ;;
         --control-plane-timeout) control_plane_timeout=$2 ;;
+        --server-config) server_config=$2 ;;
       esac
       return 2
       ;;
@@ -140,7 +144,8 @@ demo_run_child() {
 }
 
 demo_cluster() {
-  demo_run_child hack/kind/create-cluster.sh --name "$cluster"
+  demo_run_child hack/kind/create-cluster.sh --name "$cluster" \
+    ${server_config:+--server-config "$(realpath "$server_config")"}
 }
 
 # The checkout is fetched into a temporary folder and renamed into the cache

@@ -678,6 +678,17 @@ class RunMicrovmDemoTest(ScriptTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("not the pinned", r.stderr)
 
+    def test_server_config_goes_to_the_cluster_script(self):
+        cfg = os.path.join(self.tmp, "server.conf")
+        with open(cfg, "w") as f:
+            f.write("log-level = debug\n")
+        sub = self.make_substrate_checkout()
+        r = self.run_script("hack/kind/run-microvm-demo.sh", "--dry-run", "--actor", "a1",
+                            "--substrate-dir", sub, "--server-config", cfg, check=True)
+        self.assertIn("hack/kind/create-cluster.sh --name kind --server-config %s --dry-run"
+                      % os.path.realpath(cfg), commands(r.stdout))
+        self.assertTrue([c for c in commands(r.stdout) if "ateom-microvm/config" in c])
+
     def test_bad_arguments(self):
         for args in (["--actor", "Bad_Name"], ["--skip-images"], ["--arch", "x86"],
                      ["--router-port", "0"], ["--control-plane-timeout", "0"]):
