@@ -336,7 +336,8 @@ check_extensions (const uint8_t *c0, size_t c0_len, const struct header *h,
     {
       if (h->backing_len == 0 || h->backing_len > QCOW2_BACKING_NAME_MAX)
         return invalid (err, "backing file name length %" PRIu32, h->backing_len);
-      if (h->backing_off < h->header_len || h->backing_off + h->backing_len > c0_len)
+      if (h->backing_off < h->header_len || h->backing_off > c0_len
+          || h->backing_len > c0_len - h->backing_off)
         return invalid (err, "backing file name at %" PRIu64 " outside the header cluster",
                         h->backing_off);
       if (memchr (c0 + h->backing_off, '\0', h->backing_len) != NULL)

@@ -61,10 +61,10 @@ xstrdup (const char *s)
 char *
 xstrndup (const char *s, size_t n)
 {
-  char *r = strndup (s, n);
-  if (r == NULL)
-    ate_oom ();
-  return r;
+  /* memchr reads at most n bytes: s need not be terminated within them
+   * (gRPC slices, header clusters). strndup may look one byte further. */
+  const char *nul = memchr (s, '\0', n);
+  return xmemdup0 (s, nul != NULL ? (size_t) (nul - s) : n);
 }
 
 char *

@@ -37,7 +37,9 @@ void *xmalloc0 (size_t size) __attribute__ ((malloc, alloc_size (1)));
 void *xcalloc (size_t n, size_t size) __attribute__ ((malloc));
 void *xrealloc (void *p, size_t size);
 char *xstrdup (const char *s);
-char *xstrndup (const char *s, size_t n);
+/* The bytes of s up to its first NUL or n bytes, whichever comes first;
+ * never reads past s[n - 1], so s need not be terminated. */
+char *xstrndup (const char *s, size_t n) __attribute__ ((malloc));
 /* A NUL-terminated copy of exactly n bytes of p: unlike strndup it never
  * reads past them (p need not be terminated) and keeps NUL bytes inside. */
 char *xmemdup0 (const void *p, size_t n) __attribute__ ((malloc));

@@ -105,6 +105,23 @@ test_xmemdup0 (void **state)
   assert_string_equal (e, "");
 }
 
+static void
+test_xstrndup_unterminated (void **state)
+{
+  (void) state;
+  /* An unterminated buffer of exactly n bytes (a gRPC slice, the end of a
+   * qcow2 header cluster): ASan saw strndup read one byte past it. */
+  char *buf = xmalloc (9);
+  memcpy (buf, "base.raw!", 9);
+  cleanup_free char *all = xstrndup (buf, 9);
+  assert_string_equal (all, "base.raw!");
+  cleanup_free char *part = xstrndup (buf, 4);
+  assert_string_equal (part, "base");
+  free (buf);
+  cleanup_free char *stop = xstrndup ("ab\0cd", 5);
+  assert_string_equal (stop, "ab");
+}
+
 static char *
 gojson_roundtrip (const char *in, int max_depth)
 {
@@ -796,6 +813,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_error_wrap_chain),
     cmocka_unit_test (test_xmemdup0),
+    cmocka_unit_test (test_xstrndup_unterminated),
     cmocka_unit_test (test_gojson),
     cmocka_unit_test (test_line_splitter),
     cmocka_unit_test (test_validate_names),
